@@ -1,0 +1,20 @@
+from snakemake.utils import min_version, validate
+
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/phantom.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        headline_outputs(),

@@ -1,0 +1,17 @@
+"""User-facing errors: each names the file (or config key) and the reason, and says what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VoxflowError(Exception):
+    """A problem with the user's input or configuration (not a bug in voxflow)."""
+
+
+def input_error(path: str | Path, reason: str, hint: str | None = None) -> VoxflowError:
+    """Build a one-line error of the form ``<path>: <reason>. <hint>``."""
+    msg = f"{path}: {reason}"
+    if hint:
+        msg += f". {hint}"
+    return VoxflowError(msg)

@@ -1,0 +1,215 @@
+"""Shared brain phantom base: MNI152 2009a anatomy (nilearn's bundled templates) per subject.
+
+Each subject is the template pulled through a seeded random affine (rotation, anisotropic scale,
+translation about the brain centre) composed with a smooth random displacement field, resampled
+onto an axis-aligned RAS grid at ``voxel_mm`` covering the brain. Coarser grids get partial-volume
+averaging (Gaussian pre-filter), so tissue maps stay physical probabilities. Outputs: GM, WM, CSF
+probability maps (CSF derived: brain mask minus GM and WM), brain mask, T1 and the affine.
+See ../shared/specs/phantom-physics.md ("Common anatomy").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from voxflow.errors import VoxflowError
+from voxflow.io.images import write_nifti
+from voxflow.seeding import rng
+
+log = logging.getLogger(__name__)
+
+TISSUES = ("gm", "wm", "csf")
+MAPS = ("t1", "gm", "wm", "csf", "mask")
+
+
+@dataclass(frozen=True)
+class BrainPhantomConfig:
+    """Per-subject variability of the brain phantom (all sizes in mm/degrees)."""
+
+    voxel_mm: float = 2.0
+    rotation_deg: float = 6.0
+    scale: float = 0.06
+    translation_mm: float = 4.0
+    deformation_mm: float = 2.5
+    deformation_spacing_mm: float = 24.0
+    margin_mm: float = 6.0
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.voxel_mm <= 8.0:
+            raise VoxflowError(f"brain phantom: voxel_mm={self.voxel_mm} must be within 0.5-8 mm")
+        if self.deformation_spacing_mm < 2 * self.voxel_mm:
+            raise VoxflowError("brain phantom: deformation_spacing_mm must be >= 2 x voxel_mm")
+
+
+@dataclass
+class BrainAnatomy:
+    """One subject's anatomy: tissue probability maps, brain mask, T1, RAS affine (mm)."""
+
+    subject: str
+    t1: np.ndarray
+    gm: np.ndarray
+    wm: np.ndarray
+    csf: np.ndarray
+    mask: np.ndarray
+    affine: np.ndarray
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
+
+    def volumes_ml(self) -> dict[str, float]:
+        """Tissue volumes (sum of probabilities) and brain-mask volume in ml."""
+        out = {t: float(getattr(self, t).sum(dtype=np.float64)) * self.voxel_ml for t in TISSUES}
+        out["brain"] = float(np.count_nonzero(self.mask)) * self.voxel_ml
+        return out
+
+
+@lru_cache(maxsize=1)
+def _template() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """MNI152 2009a T1/GM/WM/mask at 1 mm from nilearn's package data (no download)."""
+    from nilearn import datasets
+
+    imgs = {
+        "t1": datasets.load_mni152_template(resolution=1),
+        "gm": datasets.load_mni152_gm_template(resolution=1),
+        "wm": datasets.load_mni152_wm_template(resolution=1),
+        "mask": datasets.load_mni152_brain_mask(resolution=1),
+    }
+    maps = {k: np.asarray(v.get_fdata(), dtype=np.float32) for k, v in imgs.items()}
+    gm, wm = maps["gm"], maps["wm"]
+    total = gm + wm
+    over = total > 1.0
+    gm[over] /= total[over]
+    wm[over] /= total[over]
+    mask = (maps["mask"] > 0.5).astype(np.float32)
+    maps["gm"], maps["wm"], maps["mask"] = gm * mask, wm * mask, mask
+    maps["csf"] = np.clip(mask - maps["gm"] - maps["wm"], 0.0, 1.0)
+    maps["t1"] = maps["t1"] * mask
+    return maps, np.asarray(imgs["t1"].affine, dtype=np.float64)
+
+
+@lru_cache(maxsize=4)
+def _filtered_template(voxel_mm: float) -> dict[str, np.ndarray]:
+    """Template maps pre-filtered for partial-volume averaging at ``voxel_mm`` (FWHM = voxel)."""
+    maps, _ = _template()
+    sigma = 0.4247 * float(np.sqrt(max(voxel_mm**2 - 1.0, 0.0)))
+    if sigma < 0.1:
+        return maps
+    return {k: ndimage.gaussian_filter(v, sigma, mode="constant") for k, v in maps.items()}
+
+
+def output_grid(cfg: BrainPhantomConfig) -> tuple[tuple[int, int, int], np.ndarray]:
+    """Shape and RAS affine of the subject grid: the template brain's box plus a margin."""
+    maps, taff = _template()
+    idx = np.argwhere(maps["mask"] > 0)
+    lo = taff[:3, :3] @ idx.min(axis=0) + taff[:3, 3] - cfg.margin_mm
+    hi = taff[:3, :3] @ idx.max(axis=0) + taff[:3, 3] + cfg.margin_mm
+    shape = tuple(int(np.ceil((h - lo_) / cfg.voxel_mm)) + 1 for lo_, h in zip(lo, hi, strict=True))
+    affine = np.diag([cfg.voxel_mm] * 3 + [1.0])
+    affine[:3, 3] = lo
+    return shape, affine  # type: ignore[return-value]
+
+
+def _rotation(angles_rad: np.ndarray) -> np.ndarray:
+    ax, ay, az = angles_rad
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def subject_transform(subject: str, seed: int, cfg: BrainPhantomConfig) -> dict[str, np.ndarray]:
+    """The seeded random affine (subject mm -> template mm) and coarse displacement control grid."""
+    g = rng(seed, "brain", subject)
+    angles = np.deg2rad(g.uniform(-cfg.rotation_deg, cfg.rotation_deg, 3))
+    scales = 1.0 + g.uniform(-cfg.scale, cfg.scale, 3)
+    shift = g.uniform(-cfg.translation_mm, cfg.translation_mm, 3)
+    shape, affine = output_grid(cfg)
+    extent = np.asarray(shape) * cfg.voxel_mm
+    ctrl_shape = tuple(int(np.ceil(e / cfg.deformation_spacing_mm)) + 1 for e in extent)
+    ctrl = g.normal(0.0, cfg.deformation_mm, (3, *ctrl_shape))
+    matrix = _rotation(angles) @ np.diag(1.0 / scales)
+    return {"matrix": matrix, "shift": shift, "ctrl": ctrl}
+
+
+def make_brain(subject: str, seed: int, cfg: BrainPhantomConfig | None = None) -> BrainAnatomy:
+    """Generate one subject's anatomy. Same (subject, seed, cfg) -> identical arrays."""
+    cfg = cfg or BrainPhantomConfig()
+    maps = _filtered_template(cfg.voxel_mm)
+    _, taff = _template()
+    shape, affine = output_grid(cfg)
+    tf = subject_transform(subject, seed, cfg)
+
+    ijk = np.indices(shape, dtype=np.float32).reshape(3, -1)
+    world = affine[:3, :3].astype(np.float32) @ ijk + affine[:3, 3:4].astype(np.float32)
+    centre = np.array([0.0, -18.0, 12.0], dtype=np.float32)[:, None]  # MNI brain centre (mm)
+    src = tf["matrix"].astype(np.float32) @ (world - centre) + centre + tf["shift"][:, None]
+    # smooth displacement: cubic interpolation of the control grid at each voxel
+    ctrl = tf["ctrl"]
+    ctrl_coords = ijk * (np.asarray(ctrl.shape[1:], np.float32)[:, None] - 1) / (
+        np.asarray(shape, np.float32)[:, None] - 1
+    )
+    for a in range(3):
+        src[a] += ndimage.map_coordinates(ctrl[a], ctrl_coords, order=3, mode="nearest")
+    del ctrl_coords, ijk, world
+    tinv = np.linalg.inv(taff)
+    vox = tinv[:3, :3].astype(np.float32) @ src + tinv[:3, 3:4].astype(np.float32)
+    del src
+    out: dict[str, np.ndarray] = {}
+    for name in MAPS:
+        warped = ndimage.map_coordinates(maps[name], vox, order=1, mode="constant", cval=0.0)
+        out[name] = np.clip(warped.reshape(shape), 0.0, None).astype(np.float32)
+    mask = out["mask"] > 0.5
+    tissue = {t: np.clip(out[t], 0.0, 1.0) * mask for t in TISSUES}
+    total = tissue["gm"] + tissue["wm"] + tissue["csf"]
+    norm = np.where(total > 1e-6, 1.0 / np.maximum(total, 1e-6), 0.0).astype(np.float32)
+    return BrainAnatomy(
+        subject=subject,
+        t1=(out["t1"] * mask).astype(np.float32),
+        gm=(tissue["gm"] * norm).astype(np.float32),
+        wm=(tissue["wm"] * norm).astype(np.float32),
+        csf=(tissue["csf"] * norm).astype(np.float32),
+        mask=mask.astype(np.uint8),
+        affine=affine,
+    )
+
+
+def write_brain(anatomy: BrainAnatomy, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``{t1,gm,wm,csf,mask}.nii.gz`` into ``out_dir``; returns the paths."""
+    out_dir = Path(out_dir)
+    paths = {}
+    for name in MAPS:
+        data = getattr(anatomy, name)
+        paths[name] = write_nifti(out_dir / f"{name}.nii.gz", data, anatomy.affine)
+    return paths
+
+
+def config_from_dict(d: dict) -> BrainPhantomConfig:
+    """Build the config from the workflow's ``brain_phantom`` block (unknown keys rejected)."""
+    known = set(asdict(BrainPhantomConfig()))
+    unknown = set(d) - known - {"subjects"}
+    if unknown:
+        raise VoxflowError(f"brain_phantom: unknown key(s) {sorted(unknown)}; allowed {sorted(known)}")
+    return BrainPhantomConfig(**{k: float(v) for k, v in d.items() if k in known})
+
+
+def qc_table(subject_dirs: list[str | Path]) -> pd.DataFrame:
+    """Per-subject tissue volumes (ml), grid and voxel size of written brain phantoms."""
+    from voxflow.io.images import read_image
+
+    rows = []
+    for d in map(Path, subject_dirs):
+        vols = {m: read_image(d / f"{m}.nii.gz") for m in MAPS}
+        anat = BrainAnatomy(d.name, *(vols[m].data for m in MAPS), affine=vols["t1"].affine)
+        row = {"subject": d.name, "shape": "x".join(map(str, anat.t1.shape)),
+               "voxel_mm": round(vols["t1"].spacing[0], 4)}
+        row.update({f"{k}_ml": v for k, v in anat.volumes_ml().items()})
+        rows.append(row)
+    return pd.DataFrame(rows)

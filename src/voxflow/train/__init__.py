@@ -1,0 +1,1 @@
+"""One trainer for all studies, and the losses they use."""

@@ -1,0 +1,366 @@
+"""The one training loop for every study.
+
+Device selection, per-epoch seeding, optional AMP, train/val over any iterable of batches, early
+stopping (patience, min-delta) on a monitored value, best and last checkpoints every epoch, resume
+from the last checkpoint after a kill, gradient clipping, weight decay, a log line per epoch, a
+history TSV and a training-curve PNG.
+
+Files in ``out_dir``: ``checkpoint_last.pt`` and ``checkpoint_best.pt`` while training; at the end
+``model.pt`` (best weights, a state dict), ``history.tsv`` and ``training_curve.png``, each written
+atomically. Checkpoints hold only tensors and plain Python values (``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from voxflow.errors import VoxflowError
+from voxflow.io.atomic import write_bytes_atomic
+from voxflow.io.tables import write_tsv
+from voxflow.seeding import derive_seed, seed_everything
+from voxflow.train.device import configure_determinism, select_device
+
+log = logging.getLogger(__name__)
+
+# Config fields that may change between a killed run and its resumption.
+RESUMABLE_CHANGES = {"epochs", "device", "threads"}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (the ``train:`` block of a study's config)."""
+
+    epochs: int = 100
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    patience: int = 5
+    min_delta: float = 0.0
+    grad_clip: float = 0.0
+    grad_clip_mode: str = "global_norm"
+    amp: str = "off"
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise VoxflowError(f"train.optimizer: '{self.optimizer}' not one of adam, adamw, sgd")
+        if self.grad_clip_mode not in ("global_norm", "per_parameter_norm", "value"):
+            raise VoxflowError(
+                f"train.grad_clip_mode: '{self.grad_clip_mode}' not one of "
+                "global_norm, per_parameter_norm, value"
+            )
+        if self.amp not in ("off", "fp16", "bf16"):
+            raise VoxflowError(f"train.amp: '{self.amp}' not one of off, fp16, bf16")
+        if self.epochs < 1:
+            raise VoxflowError(f"train.epochs: {self.epochs} must be >= 1")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], **overrides: Any) -> TrainConfig:
+        """Build from a config block; unknown keys are an error that names them."""
+        names = {f.name for f in fields(cls)}
+        merged = {**d, **overrides}
+        unknown = sorted(set(merged) - names)
+        if unknown:
+            raise VoxflowError(f"train: unknown key(s) {unknown}; allowed {sorted(names)}")
+        return cls(**merged)
+
+
+class Metric:
+    """Streaming validation metric: mean over samples of ``fn(pred, target) -> (B,)`` values."""
+
+    def __init__(self, name: str, fn: Callable[..., torch.Tensor], mode: str = "max") -> None:
+        if mode not in ("min", "max"):
+            raise ValueError("mode must be 'min' or 'max'")
+        self.name, self.fn, self.mode = name, fn, mode
+        self.reset()
+
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        values = self.fn(pred, target).detach().double().reshape(-1)
+        self.total += float(values.sum())
+        self.count += values.numel()
+
+    def compute(self) -> float:
+        return self.total / self.count if self.count else math.nan
+
+
+@dataclass
+class TrainResult:
+    """What a finished fit returns."""
+
+    history: pd.DataFrame
+    best_epoch: int
+    best_value: float
+    model_path: Path
+    stopped_early: bool
+
+
+def default_batch(batch: Any) -> tuple[torch.Tensor, ...]:
+    """Batches are ``(inputs, targets, *extra)`` tuples; extra tensors go to the loss."""
+    if isinstance(batch, dict):
+        raise VoxflowError("dict batches need a batch_fn that returns (inputs, targets, ...)")
+    return tuple(batch)
+
+
+def _save(obj: Any, path: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+class Trainer:
+    """Train ``model`` with ``loss_fn`` under ``cfg``, writing checkpoints and outputs to ``out_dir``.
+
+    ``monitor`` is ``"val_loss"`` (lower is better) or the name of ``metric`` (its ``mode``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        cfg: TrainConfig,
+        out_dir: str | Path,
+        metric: Metric | None = None,
+        monitor: str = "val_loss",
+        batch_fn: Callable[[Any], Sequence[torch.Tensor]] = default_batch,
+    ) -> None:
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.metric = metric
+        if monitor != "val_loss" and (metric is None or monitor != f"val_{metric.name}"):
+            raise VoxflowError(f"monitor '{monitor}' must be val_loss or val_<metric name>")
+        self.monitor = monitor
+        self.mode = "min" if monitor == "val_loss" else metric.mode  # type: ignore[union-attr]
+        self.batch_fn = batch_fn
+        self.device = select_device(cfg.device)
+        configure_determinism(self.device, cfg.threads or None)
+        if cfg.amp == "fp16" and self.device.type != "cuda":
+            raise VoxflowError("train.amp: fp16 needs CUDA; use bf16 on CPU, or off")
+        seed_everything(derive_seed(cfg.seed, "init"))
+        self.model = model.to(self.device)
+        self.loss_fn = loss_fn.to(self.device)
+        self.optimizer = self._make_optimizer()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
+        self.paths = {
+            "last": self.out_dir / "checkpoint_last.pt",
+            "best": self.out_dir / "checkpoint_best.pt",
+            "model": self.out_dir / "model.pt",
+            "history": self.out_dir / "history.tsv",
+            "curve": self.out_dir / "training_curve.png",
+        }
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        c = self.cfg
+        if c.optimizer == "adam":
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
+
+    def _autocast(self):
+        if self.cfg.amp == "off":
+            return nullcontext()
+        dtype = torch.float16 if self.cfg.amp == "fp16" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _to_device(self, batch: Any) -> list[torch.Tensor]:
+        return [t.to(self.device, non_blocking=True) for t in self.batch_fn(batch)]
+
+    def _clip(self) -> None:
+        c = self.cfg
+        if c.grad_clip <= 0:
+            return
+        self.scaler.unscale_(self.optimizer)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if c.grad_clip_mode == "global_norm":
+            nn.utils.clip_grad_norm_(params, c.grad_clip)
+        elif c.grad_clip_mode == "per_parameter_norm":
+            for p in params:
+                nn.utils.clip_grad_norm_([p], c.grad_clip)
+        else:
+            nn.utils.clip_grad_value_(params, c.grad_clip)
+
+    def train_epoch(self, loader: Iterable) -> tuple[float, int]:
+        """One pass over ``loader``; returns (mean loss per sample, number of samples)."""
+        self.model.train()
+        total, n = 0.0, 0
+        for batch in loader:
+            x, y, *extra = self._to_device(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                pred = self.model(x)
+            loss = self.loss_fn(pred.float(), y, *extra)
+            if not torch.isfinite(loss):
+                raise VoxflowError(
+                    f"training loss became {loss.item()} (NaN/inf); check the inputs for NaNs "
+                    "or lower train.lr / enable train.grad_clip"
+                )
+            self.scaler.scale(loss).backward()
+            self._clip()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += float(loss.detach()) * x.shape[0]
+            n += x.shape[0]
+        if n == 0:
+            raise VoxflowError("the training loader yielded no batches; is the training split empty?")
+        return total / n, n
+
+    @torch.no_grad()
+    def evaluate(self, loader: Iterable) -> tuple[float, float]:
+        """Mean validation loss per sample and the metric (NaN without one)."""
+        self.model.eval()
+        if self.metric:
+            self.metric.reset()
+        total, n = 0.0, 0
+        for batch in loader:
+            x, y, *extra = self._to_device(batch)
+            with self._autocast():
+                pred = self.model(x)
+            pred = pred.float()
+            total += float(self.loss_fn(pred, y, *extra)) * x.shape[0]
+            n += x.shape[0]
+            if self.metric:
+                self.metric.update(pred, y)
+        if n == 0:
+            raise VoxflowError("the validation loader yielded no batches; is the val split empty?")
+        return total / n, (self.metric.compute() if self.metric else math.nan)
+
+    def _improved(self, value: float, best: float) -> bool:
+        if math.isnan(value):
+            return False
+        if math.isnan(best):
+            return True
+        d = self.cfg.min_delta
+        return value < best - d if self.mode == "min" else value > best + d
+
+    def _state(self, epoch: int, best: float, best_epoch: int, bad: int, history: list, done: bool):
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": epoch,
+            "best_value": best,
+            "best_epoch": best_epoch,
+            "bad_epochs": bad,
+            "history": history,
+            "finished": done,
+            "config": asdict(self.cfg),
+        }
+
+    def _try_resume(self) -> dict | None:
+        path = self.paths["last"]
+        if not path.is_file():
+            return None
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:  # a truncated file cannot happen (atomic), but be safe
+            log.warning("ignoring unreadable %s (%s); starting from scratch", path, err)
+            return None
+        old = {k: v for k, v in state.get("config", {}).items() if k not in RESUMABLE_CHANGES}
+        new = {k: v for k, v in asdict(self.cfg).items() if k not in RESUMABLE_CHANGES}
+        if old != new:
+            log.warning("%s was written with other settings; starting from scratch", path)
+            return None
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            log.warning("%s does not match this model (%s); starting from scratch", path, err)
+            return None
+        return state
+
+    def fit(self, train_loader: Iterable, val_loader: Iterable) -> TrainResult:
+        """Train until ``epochs`` or early stopping; resume from ``checkpoint_last.pt`` if present."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        cfg = self.cfg
+        history: list[dict[str, float]] = []
+        best, best_epoch, bad, start, done = math.nan, 0, 0, 1, False
+        state = self._try_resume()
+        if state is not None:
+            history = list(state["history"])
+            best, best_epoch, bad = state["best_value"], state["best_epoch"], state["bad_epochs"]
+            start, done = state["epoch"] + 1, state["finished"]
+            log.info("resuming from %s after epoch %d (best %s %.6g at epoch %d)",
+                     self.paths["last"], state["epoch"], self.monitor, best, best_epoch)
+            if done or start > cfg.epochs:
+                done = True
+        stopped_early = cfg.patience > 0 and bad >= cfg.patience
+        for epoch in range(start, cfg.epochs + 1):
+            if done:
+                break
+            seed_everything(derive_seed(cfg.seed, "epoch", epoch))
+            t0 = time.perf_counter()
+            train_loss, n = self.train_epoch(train_loader)
+            t_train = time.perf_counter() - t0
+            val_loss, val_metric = self.evaluate(val_loader)
+            seconds = time.perf_counter() - t0
+            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+            if self.metric:
+                row[f"val_{self.metric.name}"] = val_metric
+            row.update(seconds=seconds, samples_per_s=n / max(t_train, 1e-9),
+                       lr=self.optimizer.param_groups[0]["lr"])
+            history.append(row)
+            value = row[self.monitor]
+            improved = self._improved(value, best)
+            if improved:
+                best, best_epoch, bad = value, epoch, 0
+                _save(self.model.state_dict(), self.paths["best"])
+            else:
+                bad += 1
+            stopped_early = cfg.patience > 0 and bad >= cfg.patience
+            done = stopped_early or epoch == cfg.epochs
+            _save(self._state(epoch, best, best_epoch, bad, history, done), self.paths["last"])
+            metric_txt = f" val_{self.metric.name} {val_metric:.4f}" if self.metric else ""
+            log.info(
+                "epoch %d/%d train_loss %.4f val_loss %.4f%s %.1fs %.1f samples/s%s",
+                epoch, cfg.epochs, train_loss, val_loss, metric_txt, seconds, row["samples_per_s"],
+                " *best*" if improved else "",
+            )
+            if stopped_early:
+                log.info("early stopping: no %s improvement > %g for %d epochs",
+                         self.monitor, cfg.min_delta, cfg.patience)
+        return self._finish(history, best, best_epoch, stopped_early)
+
+    def _finish(self, history: list, best: float, best_epoch: int, stopped: bool) -> TrainResult:
+        from voxflow.evaluate.plots import plot_training_curves
+
+        if not self.paths["best"].is_file():
+            raise VoxflowError(
+                f"{self.out_dir}: no epoch improved {self.monitor} (all NaN?); no model to save"
+            )
+        best_state = torch.load(self.paths["best"], map_location="cpu", weights_only=True)
+        _save(best_state, self.paths["model"])
+        self.model.load_state_dict(best_state)
+        df = pd.DataFrame(history)
+        write_tsv(df, self.paths["history"])
+        plot_training_curves(df, self.paths["curve"], monitor=self.monitor, best_epoch=best_epoch)
+        log.info("best %s %.6g at epoch %d -> %s", self.monitor, best, best_epoch,
+                 self.paths["model"])
+        return TrainResult(df, best_epoch, best, self.paths["model"], stopped)
+
+
+def load_weights(model: nn.Module, path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Load a ``model.pt`` state dict safely (``weights_only=True``) into ``model``."""
+    path = Path(path)
+    if not path.is_file():
+        raise VoxflowError(f"{path}: model weights not found; run the training rule first")
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    return model

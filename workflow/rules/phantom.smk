@@ -1,0 +1,48 @@
+rule brain_phantom:
+    output:
+        expand("resources/brain/{{subject}}/{map}.nii.gz", map=BRAIN_MAPS),
+    params:
+        seed=config["seed"],
+        phantom=config["brain_phantom"],
+    log:
+        "logs/brain/brain_phantom/{subject}.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc: 6000 if config["brain_phantom"]["voxel_mm"] < 1.5 else 3000,
+        runtime=20,
+    script:
+        "../scripts/brain_phantom.py"
+
+
+rule brain_phantom_qc:
+    input:
+        expand(
+            "resources/brain/{subject}/{map}.nii.gz",
+            subject=brain_subjects(),
+            map=BRAIN_MAPS,
+        ),
+    output:
+        table=report(
+            "results/brain/phantom_qc.tsv",
+            caption="../report/brain_qc.rst",
+            category="Brain phantom",
+        ),
+        montage=report(
+            "results/brain/phantom_montage.png",
+            caption="../report/brain_qc.rst",
+            category="Brain phantom",
+        ),
+    params:
+        subject_dirs=expand("resources/brain/{subject}", subject=brain_subjects()),
+    log:
+        "logs/brain/brain_phantom_qc/all.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    script:
+        "../scripts/brain_phantom_qc.py"
