@@ -125,14 +125,15 @@ def _save(obj: Any, path: Path) -> None:
 
 
 class Trainer:
-    """Train ``model`` with ``loss_fn`` under ``cfg``, writing checkpoints and outputs to ``out_dir``.
+    """Train a model with ``loss_fn`` under ``cfg``, writing checkpoints and outputs to ``out_dir``.
 
-    ``monitor`` is ``"val_loss"`` (lower is better) or the name of ``metric`` (its ``mode``).
+    ``model_fn`` builds the network; it is called after seeding, so initial weights follow the
+    config's seed. ``monitor`` is ``"val_loss"`` (lower is better) or the name of ``metric`` (its ``mode``).
     """
 
     def __init__(
         self,
-        model: nn.Module,
+        model_fn: Callable[[], nn.Module],
         loss_fn: nn.Module,
         cfg: TrainConfig,
         out_dir: str | Path,
@@ -153,7 +154,7 @@ class Trainer:
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise VoxflowError("train.amp: fp16 needs CUDA; use bf16 on CPU, or off")
         seed_everything(derive_seed(cfg.seed, "init"))
-        self.model = model.to(self.device)
+        self.model = model_fn().to(self.device)
         self.loss_fn = loss_fn.to(self.device)
         self.optimizer = self._make_optimizer()
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
@@ -297,11 +298,11 @@ class Trainer:
         if state is not None:
             history = list(state["history"])
             best, best_epoch, bad = state["best_value"], state["best_epoch"], state["bad_epochs"]
-            start, done = state["epoch"] + 1, state["finished"]
+            start = state["epoch"] + 1
+            # a finished run continues only if epochs were raised and it did not stop early
+            done = (cfg.patience > 0 and bad >= cfg.patience) or start > cfg.epochs
             log.info("resuming from %s after epoch %d (best %s %.6g at epoch %d)",
                      self.paths["last"], state["epoch"], self.monitor, best, best_epoch)
-            if done or start > cfg.epochs:
-                done = True
         stopped_early = cfg.patience > 0 and bad >= cfg.patience
         for epoch in range(start, cfg.epochs + 1):
             if done:

@@ -1,0 +1,186 @@
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from voxflow.errors import VoxflowError
+from voxflow.train.loop import Metric, TrainConfig, Trainer, load_weights
+
+TINY = Path(__file__).with_name("tiny_training.py")
+
+
+def _run_tiny(out_dir, epochs, patience=0, **popen):
+    cmd = [sys.executable, str(TINY), str(out_dir), str(epochs), str(patience)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)
+
+
+def _last_epoch(path: Path) -> int:
+    try:
+        return torch.load(path, weights_only=True)["epoch"]
+    except Exception:
+        return 0
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path):
+    epochs = 40
+    ref = _run_tiny(tmp_path / "ref", epochs)
+    ref_out, ref_err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, ref_err
+
+    killed_dir = tmp_path / "killed"
+    proc = _run_tiny(killed_dir, epochs)
+    deadline = time.time() + 240
+    while _last_epoch(killed_dir / "checkpoint_last.pt") < 4:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = _last_epoch(killed_dir / "checkpoint_last.pt")
+    assert 4 <= killed_at < epochs, "the kill must land mid-way"
+    assert not (killed_dir / "model.pt").exists()  # outputs only appear at the end
+
+    resumed = _run_tiny(killed_dir, epochs)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert f"resuming from {killed_dir / 'checkpoint_last.pt'} after epoch {killed_at}" in err
+    assert f"epoch {killed_at + 1}/{epochs}" in err and "epoch 1/" not in err
+    assert out == ref_out  # identical history: losses and val Dice of every epoch
+    a = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)
+    b = torch.load(killed_dir / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    hist = pd.read_csv(killed_dir / "history.tsv", sep="\t")
+    assert hist["epoch"].tolist() == list(range(1, epochs + 1))
+    assert hist["val_dice"].iloc[-1] > 0.5  # it really learned WM from T1
+
+
+# ---- fast in-process tests on a toy regression problem -------------------------------------
+
+
+def _data(n=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.1 * torch.randn(n, 1, generator=g)
+    return [(x[i : i + 8], y[i : i + 8]) for i in range(0, n, 8)]
+
+
+def _trainer(tmp_path, **cfg):
+    defaults = dict(epochs=5, lr=0.05, device="cpu", patience=0)
+    return Trainer(lambda: nn.Linear(3, 1), nn.MSELoss(), TrainConfig(**{**defaults, **cfg}),
+                   tmp_path, metric=Metric("neg_mse", lambda p, t: -((p - t) ** 2).mean(1)))
+
+
+def test_fit_writes_outputs_and_learns(tmp_path):
+    res = _trainer(tmp_path, epochs=30).fit(_data(), _data(seed=1))
+    for name in ["model.pt", "history.tsv", "training_curve.png", "checkpoint_last.pt"]:
+        assert (tmp_path / name).is_file()
+    h = res.history
+    assert list(h.columns) == ["epoch", "train_loss", "val_loss", "val_neg_mse", "seconds",
+                               "samples_per_s", "lr"]
+    assert h["val_loss"].iloc[-1] < 0.1 * h["val_loss"].iloc[0]
+    assert res.best_epoch == int(h["val_loss"].idxmin()) + 1
+    model = load_weights(nn.Linear(3, 1), res.model_path)
+    assert model.weight.detach()[0, 1] == pytest.approx(-2.0, abs=0.2)
+
+
+def test_early_stopping_and_best_checkpoint(tmp_path):
+    # val targets unrelated to train targets: val loss soon rises, patience stops the run
+    val = [(x, -y) for x, y in _data(seed=1)]
+    res = _trainer(tmp_path, epochs=50, patience=3).fit(_data(), val)
+    assert res.stopped_early and len(res.history) == res.best_epoch + 3
+    best = torch.load(tmp_path / "model.pt", weights_only=True)
+    saved = torch.load(tmp_path / "checkpoint_best.pt", weights_only=True)
+    assert torch.equal(best["weight"], saved["weight"])
+
+
+def test_min_delta_counts_small_gains_as_no_improvement(tmp_path):
+    res = _trainer(tmp_path, epochs=30, patience=2, min_delta=1e3).fit(_data(), _data(seed=1))
+    assert res.stopped_early and res.best_epoch == 1 and len(res.history) == 3
+
+
+def test_monitor_metric_max(tmp_path):
+    t = Trainer(lambda: nn.Linear(3, 1), nn.MSELoss(), TrainConfig(epochs=3, device="cpu"),
+                tmp_path, metric=Metric("neg_mse", lambda p, q: -((p - q) ** 2).mean(1)),
+                monitor="val_neg_mse")
+    res = t.fit(_data(), _data(seed=1))
+    assert res.best_value == res.history["val_neg_mse"].max()
+
+
+@pytest.mark.parametrize("mode", ["global_norm", "per_parameter_norm", "value"])
+def test_grad_clipping_limits_update(tmp_path, mode):
+    free = _trainer(tmp_path / "a", epochs=1, lr=1.0, optimizer="sgd")
+    clipped = _trainer(tmp_path / "b", epochs=1, lr=1.0, optimizer="sgd", grad_clip=1e-3,
+                       grad_clip_mode=mode)
+    w0 = clipped.model.weight.detach().clone()
+    assert torch.equal(w0, free.model.weight.detach())  # same seed, same init
+    free.train_epoch(_data()[:1])
+    clipped.train_epoch(_data()[:1])
+    step_free = (free.model.weight.detach() - w0).abs().max()
+    step_clip = (clipped.model.weight.detach() - w0).abs().max()
+    assert step_clip < 0.01 * step_free
+
+
+def test_weight_decay_shrinks_weights(tmp_path):
+    zero_data = [(torch.randn(8, 3), torch.zeros(8, 1))]
+    plain = _trainer(tmp_path / "a", epochs=1, lr=0.01, optimizer="sgd")
+    decay = _trainer(tmp_path / "b", epochs=1, lr=0.01, optimizer="sgd", weight_decay=10.0)
+    plain.train_epoch(zero_data)
+    decay.train_epoch(zero_data)
+    assert decay.model.weight.norm() < plain.model.weight.norm()
+
+
+def test_bf16_amp_on_cpu_runs_and_fp16_refused(tmp_path):
+    res = _trainer(tmp_path / "a", epochs=2, amp="bf16").fit(_data(), _data(seed=1))
+    assert math.isfinite(res.best_value)
+    with pytest.raises(VoxflowError, match="fp16 needs CUDA"):
+        _trainer(tmp_path / "b", amp="fp16")
+
+
+def test_changed_settings_start_fresh_but_more_epochs_resume(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    _trainer(tmp_path, epochs=2).fit(_data(), _data(seed=1))
+    caplog.clear()
+    res = _trainer(tmp_path, epochs=4).fit(_data(), _data(seed=1))
+    assert "resuming" in caplog.text and res.history["epoch"].tolist() == [1, 2, 3, 4]
+    caplog.clear()
+    _trainer(tmp_path, epochs=4, lr=0.001).fit(_data(), _data(seed=1))
+    assert "other settings; starting from scratch" in caplog.text
+
+
+def test_finished_run_is_not_retrained(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    first = _trainer(tmp_path, epochs=3).fit(_data(), _data(seed=1))
+    assert "epoch 1/3" in caplog.text
+    caplog.clear()
+    again = _trainer(tmp_path, epochs=3).fit(_data(), _data(seed=1))
+    assert "resuming" in caplog.text and "epoch 1/3" not in caplog.text
+    pd.testing.assert_frame_equal(first.history, again.history)
+
+
+def test_nan_inputs_give_clear_error(tmp_path):
+    bad = [(torch.full((4, 3), float("nan")), torch.zeros(4, 1))]
+    with pytest.raises(VoxflowError, match="NaN"):
+        _trainer(tmp_path).fit(bad, bad)
+
+
+def test_empty_loader_and_config_errors(tmp_path):
+    with pytest.raises(VoxflowError, match="training split empty"):
+        _trainer(tmp_path).fit([], _data())
+    with pytest.raises(VoxflowError, match="epocs"):
+        TrainConfig.from_dict({"epocs": 3})
+    with pytest.raises(VoxflowError, match="grad_clip_mode"):
+        TrainConfig(grad_clip_mode="norm")
+    with pytest.raises(VoxflowError, match="load_weights|not found"):
+        load_weights(nn.Linear(3, 1), tmp_path / "none.pt")
