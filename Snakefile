@@ -1,6 +1,5 @@
 from snakemake.utils import min_version, validate
 
-
 min_version("9.0")
 
 
@@ -8,6 +7,10 @@ configfile: "config/config.yaml"
 
 
 validate(config, "config/schema.yaml")
+
+
+wildcard_constraints:
+    subject=r"sub-[0-9]+",
 
 
 include: "workflow/rules/common.smk"

@@ -6,11 +6,16 @@ from voxflow.io.images import read_image
 
 
 def test_help_lists_subcommands():
-    out = subprocess.run([sys.executable, "-m", "voxflow.cli", "--help"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "voxflow.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "phantom" in out
-    out = subprocess.run([sys.executable, "-m", "voxflow.cli", "phantom", "--help"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "voxflow.cli", "phantom", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "--voxel-mm" in out and "--subject" in out
 
 

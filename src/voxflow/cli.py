@@ -43,8 +43,9 @@ COMMANDS = [_add_phantom]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="voxflow", description="voxflow stages on the command line (the workflow runs them "
-        "through Snakemake; these are for single files and debugging)."
+        prog="voxflow",
+        description="voxflow stages on the command line (the workflow runs them "
+        "through Snakemake; these are for single files and debugging).",
     )
     parser.add_argument("--version", action="version", version=f"voxflow {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

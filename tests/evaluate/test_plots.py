@@ -9,15 +9,22 @@ def _is_png(path):
 
 
 def test_training_curves_png(tmp_path):
-    hist = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1, 0.5, 0.4],
-                         "val_loss": [1.1, 0.6, 0.7], "val_dice": [0.2, 0.5, 0.45]})
+    hist = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "train_loss": [1, 0.5, 0.4],
+            "val_loss": [1.1, 0.6, 0.7],
+            "val_dice": [0.2, 0.5, 0.45],
+        }
+    )
     out = plot_training_curves(hist, tmp_path / "c.png", best_epoch=2)
     assert _is_png(out) and out.stat().st_size > 5000
 
 
 def test_montage_png(tmp_path, small_brain):
-    out = plot_montage([small_brain.t1] * 2, ["a", "b"], tmp_path / "m.png",
-                       overlays=[small_brain.wm > 0.5, None])
+    out = plot_montage(
+        [small_brain.t1] * 2, ["a", "b"], tmp_path / "m.png", overlays=[small_brain.wm > 0.5, None]
+    )
     assert _is_png(out)
     ax, co, sa = centre_slices(np.zeros((4, 5, 6)))
     assert ax.shape == (4, 5) and co.shape == (4, 6) and sa.shape == (5, 6)

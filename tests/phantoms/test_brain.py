@@ -44,14 +44,16 @@ def test_deformation_moves_anatomy_but_keeps_grid():
     cfg = BrainPhantomConfig(voxel_mm=4.0)
     a, b = make_brain("sub-001", 1, cfg), make_brain("sub-002", 1, cfg)
     assert a.gm.shape == b.gm.shape and np.array_equal(a.affine, b.affine)
-    overlap = np.logical_and(a.wm > 0.5, b.wm > 0.5).sum() / np.logical_or(a.wm > 0.5,
-                                                                             b.wm > 0.5).sum()
+    overlap = (
+        np.logical_and(a.wm > 0.5, b.wm > 0.5).sum() / np.logical_or(a.wm > 0.5, b.wm > 0.5).sum()
+    )
     assert 0.3 < overlap < 0.97  # different subjects, same anatomy
 
 
 def test_no_variation_gives_template():
-    cfg = BrainPhantomConfig(voxel_mm=4.0, rotation_deg=0, scale=0, translation_mm=0,
-                             deformation_mm=0)
+    cfg = BrainPhantomConfig(
+        voxel_mm=4.0, rotation_deg=0, scale=0, translation_mm=0, deformation_mm=0
+    )
     a, b = make_brain("sub-001", 1, cfg), make_brain("sub-009", 5, cfg)
     assert np.array_equal(a.gm, b.gm)
 

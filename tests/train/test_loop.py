@@ -20,8 +20,7 @@ TINY = Path(__file__).with_name("tiny_training.py")
 
 def _run_tiny(out_dir, epochs, patience=0, **popen):
     cmd = [sys.executable, str(TINY), str(out_dir), str(epochs), str(patience)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **popen)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
 def _last_epoch(path: Path) -> int:
@@ -78,8 +77,13 @@ def _data(n=32, seed=0):
 
 def _trainer(tmp_path, **cfg):
     defaults = dict(epochs=5, lr=0.05, device="cpu", patience=0)
-    return Trainer(lambda: nn.Linear(3, 1), nn.MSELoss(), TrainConfig(**{**defaults, **cfg}),
-                   tmp_path, metric=Metric("neg_mse", lambda p, t: -((p - t) ** 2).mean(1)))
+    return Trainer(
+        lambda: nn.Linear(3, 1),
+        nn.MSELoss(),
+        TrainConfig(**{**defaults, **cfg}),
+        tmp_path,
+        metric=Metric("neg_mse", lambda p, t: -((p - t) ** 2).mean(1)),
+    )
 
 
 def test_fit_writes_outputs_and_learns(tmp_path):
@@ -87,8 +91,15 @@ def test_fit_writes_outputs_and_learns(tmp_path):
     for name in ["model.pt", "history.tsv", "training_curve.png", "checkpoint_last.pt"]:
         assert (tmp_path / name).is_file()
     h = res.history
-    assert list(h.columns) == ["epoch", "train_loss", "val_loss", "val_neg_mse", "seconds",
-                               "samples_per_s", "lr"]
+    assert list(h.columns) == [
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_neg_mse",
+        "seconds",
+        "samples_per_s",
+        "lr",
+    ]
     assert h["val_loss"].iloc[-1] < 0.1 * h["val_loss"].iloc[0]
     assert res.best_epoch == int(h["val_loss"].idxmin()) + 1
     model = load_weights(nn.Linear(3, 1), res.model_path)
@@ -111,9 +122,14 @@ def test_min_delta_counts_small_gains_as_no_improvement(tmp_path):
 
 
 def test_monitor_metric_max(tmp_path):
-    t = Trainer(lambda: nn.Linear(3, 1), nn.MSELoss(), TrainConfig(epochs=3, device="cpu"),
-                tmp_path, metric=Metric("neg_mse", lambda p, q: -((p - q) ** 2).mean(1)),
-                monitor="val_neg_mse")
+    t = Trainer(
+        lambda: nn.Linear(3, 1),
+        nn.MSELoss(),
+        TrainConfig(epochs=3, device="cpu"),
+        tmp_path,
+        metric=Metric("neg_mse", lambda p, q: -((p - q) ** 2).mean(1)),
+        monitor="val_neg_mse",
+    )
     res = t.fit(_data(), _data(seed=1))
     assert res.best_value == res.history["val_neg_mse"].max()
 
@@ -121,8 +137,9 @@ def test_monitor_metric_max(tmp_path):
 @pytest.mark.parametrize("mode", ["global_norm", "per_parameter_norm", "value"])
 def test_grad_clipping_limits_update(tmp_path, mode):
     free = _trainer(tmp_path / "a", epochs=1, lr=1.0, optimizer="sgd")
-    clipped = _trainer(tmp_path / "b", epochs=1, lr=1.0, optimizer="sgd", grad_clip=1e-3,
-                       grad_clip_mode=mode)
+    clipped = _trainer(
+        tmp_path / "b", epochs=1, lr=1.0, optimizer="sgd", grad_clip=1e-3, grad_clip_mode=mode
+    )
     w0 = clipped.model.weight.detach().clone()
     assert torch.equal(w0, free.model.weight.detach())  # same seed, same init
     free.train_epoch(_data()[:1])

@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from voxflow.logs import setup_logging
 from voxflow.phantoms.brain import BrainPhantomConfig, make_brain
-from voxflow.train.losses import BCEDiceLoss, soft_dice
 from voxflow.train.loop import Metric, TrainConfig, Trainer
+from voxflow.train.losses import BCEDiceLoss, soft_dice
 
 PATCH = 16
 
@@ -49,8 +49,12 @@ class Patches(Dataset):
 
 def model() -> nn.Module:
     return nn.Sequential(
-        nn.Conv3d(1, 8, 3, padding=1), nn.ReLU(), nn.Dropout3d(0.1),
-        nn.Conv3d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv3d(8, 1, 1),
+        nn.Conv3d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Dropout3d(0.1),
+        nn.Conv3d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv3d(8, 1, 1),
     )
 
 
@@ -59,10 +63,12 @@ def dice_metric(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def run(out_dir: str, epochs: int, patience: int = 0):
-    cfg = TrainConfig(epochs=epochs, lr=3e-3, patience=patience, seed=7, device="cpu",
-                      grad_clip=1.0, threads=1)
-    train = DataLoader(Patches(["sub-001", "sub-002", "sub-003"], 8, True), batch_size=4,
-                       shuffle=True)
+    cfg = TrainConfig(
+        epochs=epochs, lr=3e-3, patience=patience, seed=7, device="cpu", grad_clip=1.0, threads=1
+    )
+    train = DataLoader(
+        Patches(["sub-001", "sub-002", "sub-003"], 8, True), batch_size=4, shuffle=True
+    )
     val = DataLoader(Patches(["sub-004"], 1, False), batch_size=1)
     trainer = Trainer(model, BCEDiceLoss(), cfg, out_dir, metric=Metric("dice", dice_metric))
     return trainer.fit(train, val)

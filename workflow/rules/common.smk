@@ -1,16 +1,4 @@
-import os
-from pathlib import Path
-
 from snakemake.exceptions import WorkflowError
-
-
-# The voxflow library lives in src/; rule scripts import it from there too inside per-rule
-# conda envs (--sdm conda), which carry only the third-party packages.
-VOXFLOW_SRC = str(Path(workflow.basedir) / "src")
-if VOXFLOW_SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (VOXFLOW_SRC, os.environ.get("PYTHONPATH", "")) if p
-    )
 
 # Studies that have rules in this version: name -> headline outputs.
 STUDY_TARGETS = {}
@@ -24,10 +12,6 @@ if _missing:
     )
 
 
-wildcard_constraints:
-    subject=r"sub-[0-9]+",
-
-
 BRAIN_MAPS = ["t1", "gm", "wm", "csf", "mask"]
 
 
@@ -37,7 +21,7 @@ def brain_subjects():
 
 
 def headline_outputs():
-    """What `rule all` builds: the phantom QC plus each enabled study's headline tables."""
+    """Default target: the phantom QC, plus the headline tables of each enabled study."""
     outputs = ["results/brain/phantom_qc.tsv", "results/brain/phantom_montage.png"]
     for study in config["studies"]:
         outputs += STUDY_TARGETS[study]

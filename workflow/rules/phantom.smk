@@ -1,9 +1,6 @@
 rule brain_phantom:
     output:
         expand("resources/brain/{{subject}}/{map}.nii.gz", map=BRAIN_MAPS),
-    params:
-        seed=config["seed"],
-        phantom=config["brain_phantom"],
     log:
         "logs/brain/brain_phantom/{subject}.log",
     conda:
@@ -12,6 +9,9 @@ rule brain_phantom:
     resources:
         mem_mb=lambda wc: 6000 if config["brain_phantom"]["voxel_mm"] < 1.5 else 3000,
         runtime=20,
+    params:
+        seed=config["seed"],
+        phantom=config["brain_phantom"],
     script:
         "../scripts/brain_phantom.py"
 
@@ -34,8 +34,6 @@ rule brain_phantom_qc:
             caption="../report/brain_qc.rst",
             category="Brain phantom",
         ),
-    params:
-        subject_dirs=expand("resources/brain/{subject}", subject=brain_subjects()),
     log:
         "logs/brain/brain_phantom_qc/all.log",
     conda:
@@ -44,5 +42,7 @@ rule brain_phantom_qc:
     resources:
         mem_mb=3000,
         runtime=10,
+    params:
+        subject_dirs=expand("resources/brain/{subject}", subject=brain_subjects()),
     script:
         "../scripts/brain_phantom_qc.py"

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
+
 from voxflow.logs import rule_logging
 from voxflow.phantoms.brain import config_from_dict, make_brain, write_brain
 

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
+
 from voxflow.evaluate.plots import plot_montage
 from voxflow.io.images import read_image
 from voxflow.io.tables import write_tsv
@@ -17,5 +19,10 @@ with rule_logging(snakemake.log[0]) as log:
     write_tsv(table, snakemake.output.table)
     t1 = [read_image(d / "t1.nii.gz").data for d in dirs]
     wm = [(read_image(d / "wm.nii.gz").data > 0.5).astype(float) for d in dirs]
-    plot_montage(t1, [d.name for d in dirs], snakemake.output.montage, overlays=wm,
-                 row_labels=["axial", "coronal", "sagittal"])
+    plot_montage(
+        t1,
+        [d.name for d in dirs],
+        snakemake.output.montage,
+        overlays=wm,
+        row_labels=["axial", "coronal", "sagittal"],
+    )

@@ -105,5 +105,8 @@ def classification_metrics(
         "recall": skm.recall_score(y_true, y_pred, zero_division=0),
         "f1": skm.f1_score(y_true, y_pred, zero_division=0),
         "auc": float(auc),
-        "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp),
+        "tn": int(tn),
+        "fp": int(fp),
+        "fn": int(fn),
+        "tp": int(tp),
     }

@@ -28,7 +28,10 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def plot_training_curves(
-    history: pd.DataFrame, path: str | Path, monitor: str = "val_loss", best_epoch: int | None = None
+    history: pd.DataFrame,
+    path: str | Path,
+    monitor: str = "val_loss",
+    best_epoch: int | None = None,
 ) -> Path:
     """Loss (train/val) and any ``val_*`` metric per epoch; the best epoch is marked."""
     plt = _pyplot()
@@ -56,8 +59,11 @@ def centre_slices(vol: np.ndarray) -> list[np.ndarray]:
 
 
 def plot_montage(
-    volumes: Sequence[np.ndarray], titles: Sequence[str], path: str | Path,
-    overlays: Sequence[np.ndarray | None] | None = None, row_labels: Sequence[str] | None = None,
+    volumes: Sequence[np.ndarray],
+    titles: Sequence[str],
+    path: str | Path,
+    overlays: Sequence[np.ndarray | None] | None = None,
+    row_labels: Sequence[str] | None = None,
 ) -> Path:
     """Axial, coronal and sagittal centre slices of each volume (one column per volume)."""
     plt = _pyplot()

@@ -64,7 +64,8 @@ def read_image(path: str | Path, dtype: np.dtype | type | None = np.float32) -> 
             data, affine = _read_itk(path)
         else:
             raise input_error(
-                path, f"unsupported image format '{suffix}'",
+                path,
+                f"unsupported image format '{suffix}'",
                 f"Use one of {NIFTI_SUFFIXES + ITK_SUFFIXES}",
             )
     except (OSError, EOFError, ValueError, RuntimeError, nib.filebasedimages.ImageFileError) as err:
@@ -90,7 +91,10 @@ def _read_itk(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def nifti_bytes(
-    data: np.ndarray, affine: np.ndarray, dtype: np.dtype | type | None = None, compress: bool = True
+    data: np.ndarray,
+    affine: np.ndarray,
+    dtype: np.dtype | type | None = None,
+    compress: bool = True,
 ) -> bytes:
     """Serialise a NIfTI-1 image; gzip with no timestamp or file name, so bytes are reproducible."""
     data = np.asarray(data if dtype is None else data.astype(dtype, copy=False))
@@ -125,7 +129,8 @@ def check_finite(vol: Volume, what: str = "image") -> Volume:
         bad = int(np.count_nonzero(~np.isfinite(vol.data)))
         if bad:
             raise input_error(
-                vol.path or what, f"{bad} NaN/inf voxel(s) in the {what}",
+                vol.path or what,
+                f"{bad} NaN/inf voxel(s) in the {what}",
                 "Fix or mask the input (voxflow never guesses replacement values)",
             )
     return vol
@@ -135,11 +140,13 @@ def check_same_grid(a: Volume, b: Volume, atol_mm: float = 1e-3) -> None:
     """Raise a clear error unless ``a`` and ``b`` share spatial shape and affine."""
     if a.shape[:3] != b.shape[:3]:
         raise input_error(
-            b.path or "image", f"shape {b.shape[:3]} differs from {a.shape[:3]} of {a.path}",
+            b.path or "image",
+            f"shape {b.shape[:3]} differs from {a.shape[:3]} of {a.path}",
             "Images of one subject must be co-registered on one grid",
         )
     if not np.allclose(a.affine, b.affine, atol=atol_mm):
         raise input_error(
-            b.path or "image", f"affine differs from that of {a.path}",
+            b.path or "image",
+            f"affine differs from that of {a.path}",
             "Images of one subject must be co-registered on one grid",
         )

@@ -153,8 +153,10 @@ def make_brain(subject: str, seed: int, cfg: BrainPhantomConfig | None = None) -
     src = tf["matrix"].astype(np.float32) @ (world - centre) + centre + tf["shift"][:, None]
     # smooth displacement: cubic interpolation of the control grid at each voxel
     ctrl = tf["ctrl"]
-    ctrl_coords = ijk * (np.asarray(ctrl.shape[1:], np.float32)[:, None] - 1) / (
-        np.asarray(shape, np.float32)[:, None] - 1
+    ctrl_coords = (
+        ijk
+        * (np.asarray(ctrl.shape[1:], np.float32)[:, None] - 1)
+        / (np.asarray(shape, np.float32)[:, None] - 1)
     )
     for a in range(3):
         src[a] += ndimage.map_coordinates(ctrl[a], ctrl_coords, order=3, mode="nearest")
@@ -196,7 +198,9 @@ def config_from_dict(d: dict) -> BrainPhantomConfig:
     known = set(asdict(BrainPhantomConfig()))
     unknown = set(d) - known - {"subjects"}
     if unknown:
-        raise VoxflowError(f"brain_phantom: unknown key(s) {sorted(unknown)}; allowed {sorted(known)}")
+        raise VoxflowError(
+            f"brain_phantom: unknown key(s) {sorted(unknown)}; allowed {sorted(known)}"
+        )
     return BrainPhantomConfig(**{k: float(v) for k, v in d.items() if k in known})
 
 
@@ -208,8 +212,11 @@ def qc_table(subject_dirs: list[str | Path]) -> pd.DataFrame:
     for d in map(Path, subject_dirs):
         vols = {m: read_image(d / f"{m}.nii.gz") for m in MAPS}
         anat = BrainAnatomy(d.name, *(vols[m].data for m in MAPS), affine=vols["t1"].affine)
-        row = {"subject": d.name, "shape": "x".join(map(str, anat.t1.shape)),
-               "voxel_mm": round(vols["t1"].spacing[0], 4)}
+        row = {
+            "subject": d.name,
+            "shape": "x".join(map(str, anat.t1.shape)),
+            "voxel_mm": round(vols["t1"].spacing[0], 4),
+        }
         row.update({f"{k}_ml": v for k, v in anat.volumes_ml().items()})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import random
 
+import numpy as np
 import torch
 
 from voxflow.errors import VoxflowError
@@ -19,8 +22,11 @@ def select_device(preference: str = "auto") -> torch.device:
         return torch.device("cpu")
     if torch.cuda.is_available():
         dev = torch.device("cuda")
-        log.info("device: cuda (%s; %d visible)", torch.cuda.get_device_name(dev),
-                 torch.cuda.device_count())
+        log.info(
+            "device: cuda (%s; %d visible)",
+            torch.cuda.get_device_name(dev),
+            torch.cuda.device_count(),
+        )
         return dev
     if preference == "cuda":
         raise VoxflowError(
@@ -39,3 +45,18 @@ def configure_determinism(device: torch.device, threads: int | None = None) -> N
     else:
         torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.benchmark = True
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global RNGs (all CUDA devices too)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def seed_worker(worker_id: int) -> None:
+    """``DataLoader(worker_init_fn=...)``: seed NumPy and ``random`` from torch's worker seed."""
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)

@@ -7,7 +7,8 @@ history TSV and a training-curve PNG.
 
 Files in ``out_dir``: ``checkpoint_last.pt`` and ``checkpoint_best.pt`` while training; at the end
 ``model.pt`` (best weights, a state dict), ``history.tsv`` and ``training_curve.png``, each written
-atomically. Checkpoints hold only tensors and plain Python values (``torch.load(weights_only=True)``).
+atomically. Checkpoints hold only tensors and plain Python values
+(``torch.load(weights_only=True)``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from torch import nn
 from voxflow.errors import VoxflowError
 from voxflow.io.atomic import write_bytes_atomic
 from voxflow.io.tables import write_tsv
-from voxflow.seeding import derive_seed, seed_everything
-from voxflow.train.device import configure_determinism, select_device
+from voxflow.seeding import derive_seed
+from voxflow.train.device import configure_determinism, seed_everything, select_device
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ class Trainer:
     """Train a model with ``loss_fn`` under ``cfg``, writing checkpoints and outputs to ``out_dir``.
 
     ``model_fn`` builds the network; it is called after seeding, so initial weights follow the
-    config's seed. ``monitor`` is ``"val_loss"`` (lower is better) or the name of ``metric`` (its ``mode``).
+    config's seed. ``monitor`` is ``"val_loss"`` (lower is better) or ``val_<metric name>``
+    (the metric's ``mode``).
     """
 
     def __init__(
@@ -220,7 +222,9 @@ class Trainer:
             total += float(loss.detach()) * x.shape[0]
             n += x.shape[0]
         if n == 0:
-            raise VoxflowError("the training loader yielded no batches; is the training split empty?")
+            raise VoxflowError(
+                "the training loader yielded no batches; is the training split empty?"
+            )
         return total / n, n
 
     @torch.no_grad()
@@ -289,7 +293,7 @@ class Trainer:
         return state
 
     def fit(self, train_loader: Iterable, val_loader: Iterable) -> TrainResult:
-        """Train until ``epochs`` or early stopping; resume from ``checkpoint_last.pt`` if present."""
+        """Train until ``epochs`` or early stopping; resumes from ``checkpoint_last.pt``."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         cfg = self.cfg
         history: list[dict[str, float]] = []
@@ -301,8 +305,14 @@ class Trainer:
             start = state["epoch"] + 1
             # a finished run continues only if epochs were raised and it did not stop early
             done = (cfg.patience > 0 and bad >= cfg.patience) or start > cfg.epochs
-            log.info("resuming from %s after epoch %d (best %s %.6g at epoch %d)",
-                     self.paths["last"], state["epoch"], self.monitor, best, best_epoch)
+            log.info(
+                "resuming from %s after epoch %d (best %s %.6g at epoch %d)",
+                self.paths["last"],
+                state["epoch"],
+                self.monitor,
+                best,
+                best_epoch,
+            )
         stopped_early = cfg.patience > 0 and bad >= cfg.patience
         for epoch in range(start, cfg.epochs + 1):
             if done:
@@ -316,8 +326,11 @@ class Trainer:
             row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
             if self.metric:
                 row[f"val_{self.metric.name}"] = val_metric
-            row.update(seconds=seconds, samples_per_s=n / max(t_train, 1e-9),
-                       lr=self.optimizer.param_groups[0]["lr"])
+            row.update(
+                seconds=seconds,
+                samples_per_s=n / max(t_train, 1e-9),
+                lr=self.optimizer.param_groups[0]["lr"],
+            )
             history.append(row)
             value = row[self.monitor]
             improved = self._improved(value, best)
@@ -332,12 +345,22 @@ class Trainer:
             metric_txt = f" val_{self.metric.name} {val_metric:.4f}" if self.metric else ""
             log.info(
                 "epoch %d/%d train_loss %.4f val_loss %.4f%s %.1fs %.1f samples/s%s",
-                epoch, cfg.epochs, train_loss, val_loss, metric_txt, seconds, row["samples_per_s"],
+                epoch,
+                cfg.epochs,
+                train_loss,
+                val_loss,
+                metric_txt,
+                seconds,
+                row["samples_per_s"],
                 " *best*" if improved else "",
             )
             if stopped_early:
-                log.info("early stopping: no %s improvement > %g for %d epochs",
-                         self.monitor, cfg.min_delta, cfg.patience)
+                log.info(
+                    "early stopping: no %s improvement > %g for %d epochs",
+                    self.monitor,
+                    cfg.min_delta,
+                    cfg.patience,
+                )
         return self._finish(history, best, best_epoch, stopped_early)
 
     def _finish(self, history: list, best: float, best_epoch: int, stopped: bool) -> TrainResult:
@@ -353,12 +376,15 @@ class Trainer:
         df = pd.DataFrame(history)
         write_tsv(df, self.paths["history"])
         plot_training_curves(df, self.paths["curve"], monitor=self.monitor, best_epoch=best_epoch)
-        log.info("best %s %.6g at epoch %d -> %s", self.monitor, best, best_epoch,
-                 self.paths["model"])
+        log.info(
+            "best %s %.6g at epoch %d -> %s", self.monitor, best, best_epoch, self.paths["model"]
+        )
         return TrainResult(df, best_epoch, best, self.paths["model"], stopped)
 
 
-def load_weights(model: nn.Module, path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+def load_weights(
+    model: nn.Module, path: str | Path, device: str | torch.device = "cpu"
+) -> nn.Module:
     """Load a ``model.pt`` state dict safely (``weights_only=True``) into ``model``."""
     path = Path(path)
     if not path.is_file():

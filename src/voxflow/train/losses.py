@@ -31,7 +31,7 @@ class DiceLoss(nn.Module):
 
 
 class BCEDiceLoss(nn.Module):
-    """``bce_weight * BCE-with-logits + dice_weight * Dice loss``; ``pos_weight`` up-weights lesions."""
+    """``bce_weight * BCE-with-logits + dice_weight * Dice``; ``pos_weight`` up-weights lesions."""
 
     def __init__(
         self, bce_weight: float = 1.0, dice_weight: float = 1.0, pos_weight: float | None = None

@@ -1,0 +1,92 @@
+import hashlib
+
+import pandas as pd
+import pytest
+
+
+def _md5s(paths):
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_dry_run_of_the_repository_config(snakemake, repo):
+    proc = snakemake(repo, "-n", "--quiet", "rules")
+    assert "brain_phantom" in proc.stdout + proc.stderr
+
+
+def test_dry_run_plans_every_rule(snakemake, workdir):
+    out = snakemake(workdir, "-n").stdout
+    for rule in ("brain_phantom", "brain_phantom_qc", "all"):
+        assert f"rule {rule}:" in out or f"localrule {rule}:" in out
+    assert "sub-002" in out and "sub-003" not in out
+
+
+@pytest.mark.slow
+def test_full_run_outputs_logs_and_nothing_left_to_do(snakemake, finished_workdir):
+    wd = finished_workdir
+    qc = pd.read_csv(wd / "results/brain/phantom_qc.tsv", sep="\t")
+    assert qc["subject"].tolist() == ["sub-001", "sub-002"]
+    assert (qc["gm_ml"] > 700).all() and (qc["voxel_mm"] == 6.0).all()
+    assert (wd / "results/brain/phantom_montage.png").read_bytes()[:4] == b"\x89PNG"
+    log = (wd / "logs/brain/brain_phantom/sub-001.log").read_text()
+    assert "brain phantom sub-001, seed 42" in log and "volumes (ml)" in log
+    again = snakemake(wd, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_rerun_of_phantom_rule_is_byte_identical(snakemake, finished_workdir):
+    wd = finished_workdir
+    subj = sorted((wd / "resources/brain").glob("sub-*/*.nii.gz"))
+    before = _md5s(subj)
+    snakemake(wd, "--forcerun", "brain_phantom")
+    assert _md5s(subj) == before
+    sub1 = _md5s(sorted((wd / "resources/brain/sub-001").glob("*.nii.gz")))
+    sub2 = _md5s(sorted((wd / "resources/brain/sub-002").glob("*.nii.gz")))
+    assert sub1["gm.nii.gz"] != sub2["gm.nii.gz"]
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("sed=1", "'sed' was unexpected"),
+        ('brain_phantom={"voxle_mm": 2}', "'voxle_mm' was unexpected"),
+        ('ms={"chanels": ["flair"]}', "'chanels' was unexpected"),
+        ("device=gpu", "'gpu' is not one of"),
+        ("studies=[mri]", "'mri' is not one of"),
+    ],
+)
+def test_config_typos_rejected_with_key_named(snakemake, workdir, override, named):
+    proc = snakemake(workdir, "-n", "--config", override, check=False)
+    assert proc.returncode != 0
+    assert named in proc.stdout + proc.stderr
+
+
+def test_unimplemented_study_rejected(snakemake, workdir):
+    proc = snakemake(workdir, "-n", "--config", "studies=[qq]", check=False)
+    assert proc.returncode != 0
+    assert "does not implement yet" in proc.stdout + proc.stderr
+
+
+def test_missing_input_is_reported_by_snakemake(snakemake, workdir):
+    # Without the rule that makes the phantom, the QC rule's inputs are missing.
+    proc = snakemake(workdir, "--allowed-rules", "brain_phantom_qc", "all", check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "MissingInputException" in text and "resources/brain/sub-001/t1.nii.gz" in text
+    assert not (workdir / "results/brain/phantom_qc.tsv").exists()
+
+
+def test_failing_rule_leaves_no_output_and_logs_reason(snakemake, workdir):
+    # valid for the schema, refused by the library at run time
+    (workdir / "bad.yaml").write_text("brain_phantom: {voxel_mm: 6.0, deformation_spacing_mm: 5}\n")
+    proc = snakemake(workdir, "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    log = (workdir / "logs/brain/brain_phantom/sub-001.log").read_text()
+    assert "ERROR" in log and "deformation_spacing_mm must be >= 2 x voxel_mm" in log
+    assert "Traceback" not in log
+    assert not list((workdir / "resources").rglob("*.nii.gz"))
+
+
+def test_lint_is_clean(snakemake, repo):
+    proc = snakemake(repo, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
