@@ -90,3 +90,25 @@ def test_failing_rule_leaves_no_output_and_logs_reason(snakemake, workdir):
 def test_lint_is_clean(snakemake, repo):
     proc = snakemake(repo, "--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_profiles(snakemake, workdir):
+    proc = snakemake(workdir, "--profile", "profiles/slurm", "-n", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "profiles/slurm" in proc.stderr
+    slurm = (workdir / "profiles/slurm/config.yaml").read_text()
+    assert "executor: slurm" in slurm and "slurm-status-command: squeue" in slurm
+    assert "slurm_partition" in slurm and "slurm_account" in slurm
+    for smk in (workdir / "workflow/rules").glob("*.smk"):
+        assert "slurm_" not in smk.read_text(), f"{smk.name}: cluster settings belong in profiles"
+    assert "slurm" not in (workdir / "profiles/default/config.yaml").read_text().split("#")[0]
+
+
+def test_every_rule_declares_log_conda_threads_resources(repo):
+    import re
+
+    for smk in (repo / "workflow/rules").glob("*.smk"):
+        for m in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M):
+            body = m.group(2)
+            for directive in ("log:", "conda:", "threads:", "resources:", "mem_mb=", "runtime="):
+                assert directive in body, f"rule {m.group(1)} lacks {directive}"

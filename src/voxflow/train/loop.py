@@ -155,6 +155,14 @@ class Trainer:
         configure_determinism(self.device, cfg.threads or None)
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise VoxflowError("train.amp: fp16 needs CUDA; use bf16 on CPU, or off")
+        if cfg.amp == "bf16" and self.device.type == "cpu":
+            cap = torch.backends.cpu.get_cpu_capability()
+            if "BF16" not in cap.upper() and "AMX" not in cap.upper():
+                log.warning(
+                    "train.amp: bf16 on a CPU without native bf16 (%s) makes 3D "
+                    "convolutions many times slower; consider amp: off",
+                    cap,
+                )
         seed_everything(derive_seed(cfg.seed, "init"))
         self.model = model_fn().to(self.device)
         self.loss_fn = loss_fn.to(self.device)
