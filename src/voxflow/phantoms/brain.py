@@ -125,13 +125,15 @@ def _rotation(angles_rad: np.ndarray) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def subject_transform(subject: str, seed: int, cfg: BrainPhantomConfig) -> dict[str, np.ndarray]:
-    """The seeded random affine (subject mm -> template mm) and coarse displacement control grid."""
+def subject_transform(
+    subject: str, seed: int, cfg: BrainPhantomConfig, shape: tuple[int, int, int]
+) -> dict[str, np.ndarray]:
+    """The seeded random affine (subject mm -> template mm) and coarse displacement control grid
+    for a subject grid of ``shape`` (from :func:`output_grid`)."""
     g = rng(seed, "brain", subject)
     angles = np.deg2rad(g.uniform(-cfg.rotation_deg, cfg.rotation_deg, 3))
     scales = 1.0 + g.uniform(-cfg.scale, cfg.scale, 3)
     shift = g.uniform(-cfg.translation_mm, cfg.translation_mm, 3)
-    shape, affine = output_grid(cfg)
     extent = np.asarray(shape) * cfg.voxel_mm
     ctrl_shape = tuple(int(np.ceil(e / cfg.deformation_spacing_mm)) + 1 for e in extent)
     ctrl = g.normal(0.0, cfg.deformation_mm, (3, *ctrl_shape))
@@ -145,7 +147,7 @@ def make_brain(subject: str, seed: int, cfg: BrainPhantomConfig | None = None) -
     maps = _filtered_template(cfg.voxel_mm)
     _, taff = _template()
     shape, affine = output_grid(cfg)
-    tf = subject_transform(subject, seed, cfg)
+    tf = subject_transform(subject, seed, cfg, shape)
 
     ijk = np.indices(shape, dtype=np.float32).reshape(3, -1)
     world = affine[:3, :3].astype(np.float32) @ ijk + affine[:3, 3:4].astype(np.float32)

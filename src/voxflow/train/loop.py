@@ -263,7 +263,7 @@ class Trainer:
         d = self.cfg.min_delta
         return value < best - d if self.mode == "min" else value > best + d
 
-    def _state(self, epoch: int, best: float, best_epoch: int, bad: int, history: list, done: bool):
+    def _state(self, epoch: int, best: float, best_epoch: int, bad: int, history: list):
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -273,7 +273,6 @@ class Trainer:
             "best_epoch": best_epoch,
             "bad_epochs": bad,
             "history": history,
-            "finished": done,
             "config": asdict(self.cfg),
         }
 
@@ -305,14 +304,12 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         cfg = self.cfg
         history: list[dict[str, float]] = []
-        best, best_epoch, bad, start, done = math.nan, 0, 0, 1, False
+        best, best_epoch, bad, start = math.nan, 0, 0, 1
         state = self._try_resume()
         if state is not None:
             history = list(state["history"])
             best, best_epoch, bad = state["best_value"], state["best_epoch"], state["bad_epochs"]
             start = state["epoch"] + 1
-            # a finished run continues only if epochs were raised and it did not stop early
-            done = (cfg.patience > 0 and bad >= cfg.patience) or start > cfg.epochs
             log.info(
                 "resuming from %s after epoch %d (best %s %.6g at epoch %d)",
                 self.paths["last"],
@@ -321,9 +318,10 @@ class Trainer:
                 best,
                 best_epoch,
             )
+        # a finished run goes on only if epochs were raised and it did not stop early
         stopped_early = cfg.patience > 0 and bad >= cfg.patience
         for epoch in range(start, cfg.epochs + 1):
-            if done:
+            if stopped_early:
                 break
             seed_everything(derive_seed(cfg.seed, "epoch", epoch))
             t0 = time.perf_counter()
@@ -348,8 +346,7 @@ class Trainer:
             else:
                 bad += 1
             stopped_early = cfg.patience > 0 and bad >= cfg.patience
-            done = stopped_early or epoch == cfg.epochs
-            _save(self._state(epoch, best, best_epoch, bad, history, done), self.paths["last"])
+            _save(self._state(epoch, best, best_epoch, bad, history), self.paths["last"])
             metric_txt = f" val_{self.metric.name} {val_metric:.4f}" if self.metric else ""
             log.info(
                 "epoch %d/%d train_loss %.4f val_loss %.4f%s %.1fs %.1f samples/s%s",
