@@ -15,6 +15,7 @@ wildcard_constraints:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/phantom.smk"
+include: "workflow/rules/dicom.smk"
 
 
 rule all:

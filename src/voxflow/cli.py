@@ -38,7 +38,40 @@ def _run_phantom(args: argparse.Namespace) -> None:
         log.info("wrote %s: %s", name, path)
 
 
-COMMANDS = [_add_phantom]
+def _add_dicom2nifti(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dicom2nifti",
+        help="convert one DICOM series to NIfTI (+ JSON sidecar)",
+        description="Convert the chosen DICOM series under IN_DIR to OUT.nii.gz and a JSON "
+        "sidecar (acquisition facts, no patient identifiers) beside it.",
+    )
+    p.add_argument("in_dir", type=Path, help="folder with the DICOM files (searched recursively)")
+    p.add_argument("out", type=Path, help="output .nii.gz (the sidecar gets .json)")
+    p.add_argument("--description", help="regex on SeriesDescription to choose the series")
+    p.add_argument("--plane", choices=["axial", "coronal", "sagittal"], help="required plane")
+    p.add_argument("--min-slices", type=int, default=2, help="fewer slices is refused")
+    p.add_argument("--gantry-tilt", choices=["resample", "refuse"], default="resample")
+    p.add_argument("--backend", choices=["voxflow", "dcm2niix"], default="voxflow")
+    p.add_argument("--no-json", action="store_true", help="do not write the sidecar")
+    p.set_defaults(func=_run_dicom2nifti)
+
+
+def _run_dicom2nifti(args: argparse.Namespace) -> None:
+    from voxflow.io.dicom import dicom_to_nifti, sidecar_path
+
+    dicom_to_nifti(
+        args.in_dir,
+        args.out,
+        None if args.no_json else sidecar_path(args.out),
+        description=args.description,
+        plane=args.plane,
+        min_slices=args.min_slices,
+        gantry_tilt=args.gantry_tilt,
+        backend=args.backend,
+    )
+
+
+COMMANDS = [_add_phantom, _add_dicom2nifti]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,20 @@ def brain_subjects():
 def headline_outputs():
     """Default target: the phantom QC, plus the headline tables of each enabled study."""
     outputs = ["results/brain/phantom_qc.tsv", "results/brain/phantom_montage.png"]
+    outputs += expand(
+        "results/dicom/{name}.nii.gz", name=sorted(config["dicom"]["inputs"])
+    )
     for study in config["studies"]:
         outputs += STUDY_TARGETS[study]
     return outputs
+
+
+def dicom_folder(wildcards):
+    """The DICOM folder configured for a stand-alone conversion (dicom.inputs)."""
+    inputs = config["dicom"]["inputs"]
+    if wildcards.name not in inputs:
+        raise WorkflowError(
+            f"results/dicom/{wildcards.name}.nii.gz: no dicom.inputs entry "
+            f"'{wildcards.name}'; configured: {sorted(inputs) or 'none'}"
+        )
+    return inputs[wildcards.name]

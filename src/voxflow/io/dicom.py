@@ -59,13 +59,27 @@ SIDECAR_TAGS = {
     "ConvolutionKernel": "ConvolutionKernel",
     "ContrastBolusAgent": "ContrastBolusAgent",
 }
-MS_TO_S = {"EchoTime": "EchoTime", "RepetitionTime": "RepetitionTime",
-           "InversionTime": "InversionTime"}
+MS_TO_S = {
+    "EchoTime": "EchoTime",
+    "RepetitionTime": "RepetitionTime",
+    "InversionTime": "InversionTime",
+}
 # Tags whose values must never reach an output (checked by the tests too).
 PHI_TAGS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientAddress", "OtherPatientIDs",
-    "AccessionNumber", "InstitutionName", "InstitutionAddress", "ReferringPhysicianName",
-    "PerformingPhysicianName", "OperatorsName", "StudyID", "StudyDate", "StudyTime",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientAddress",
+    "OtherPatientIDs",
+    "AccessionNumber",
+    "InstitutionName",
+    "InstitutionAddress",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
 )
 
 
@@ -156,28 +170,46 @@ def _slices_from_dataset(path: Path, ds: Any) -> list[Slice]:
             def item(name: str, frame: Any = frame) -> Any:
                 return _first(frame, name) or _first(shared, name)
 
-            pos, ori, pix = (item("PlanePositionSequence"), item("PlaneOrientationSequence"),
-                             item("PixelMeasuresSequence"))
+            pos, ori, pix = (
+                item("PlanePositionSequence"),
+                item("PlaneOrientationSequence"),
+                item("PixelMeasuresSequence"),
+            )
             if pos is None or ori is None or pix is None:
-                raise input_error(path, f"multi-frame object lacks plane position/orientation/"
-                                  f"pixel spacing for frame {k + 1}", "Cannot place it in space")
+                raise input_error(
+                    path,
+                    f"multi-frame object lacks plane position/orientation/"
+                    f"pixel spacing for frame {k + 1}",
+                    "Cannot place it in space",
+                )
             rescale = item("PixelValueTransformationSequence")
             content = item("FrameContentSequence")
             stack = tuple(content.get("DimensionIndexValues", [])) if content else ()
-            out.append(Slice(
-                frame=k,
-                iop=np.asarray(ori.ImageOrientationPatient, float),
-                ipp=np.asarray(pos.ImagePositionPatient, float),
-                pixel_spacing=tuple(float(v) for v in pix.PixelSpacing),
-                slope=_float(rescale.get("RescaleSlope") if rescale else None, 1.0),
-                intercept=_float(rescale.get("RescaleIntercept") if rescale else None, 0.0),
-                order=(int(content.get("TemporalPositionIndex", 0)) if content else 0, stack, k),
-                echo=echo, mosaic=False, **common,
-            ))
+            out.append(
+                Slice(
+                    frame=k,
+                    iop=np.asarray(ori.ImageOrientationPatient, float),
+                    ipp=np.asarray(pos.ImagePositionPatient, float),
+                    pixel_spacing=tuple(float(v) for v in pix.PixelSpacing),
+                    slope=_float(rescale.get("RescaleSlope") if rescale else None, 1.0),
+                    intercept=_float(rescale.get("RescaleIntercept") if rescale else None, 0.0),
+                    order=(
+                        int(content.get("TemporalPositionIndex", 0)) if content else 0,
+                        stack,
+                        k,
+                    ),
+                    echo=echo,
+                    mosaic=False,
+                    **common,
+                )
+            )
         return out
     if "ImageOrientationPatient" not in ds or "ImagePositionPatient" not in ds:
-        raise input_error(path, "no ImageOrientationPatient/ImagePositionPatient",
-                          "Not a cross-sectional image (secondary capture, scout?)")
+        raise input_error(
+            path,
+            "no ImageOrientationPatient/ImagePositionPatient",
+            "Not a cross-sectional image (secondary capture, scout?)",
+        )
     acq_time = str(ds.get("AcquisitionTime", ds.get("ContentTime", "")))
     order = (
         int(_float(ds.get("TemporalPositionIdentifier"), 0)),
@@ -188,17 +220,20 @@ def _slices_from_dataset(path: Path, ds: Any) -> list[Slice]:
     spacing = ds.get("PixelSpacing", ds.get("ImagerPixelSpacing"))
     if spacing is None:
         raise input_error(path, "no PixelSpacing", "Cannot size the voxels")
-    return [Slice(
-        frame=None,
-        iop=np.asarray(ds.ImageOrientationPatient, float),
-        ipp=np.asarray(ds.ImagePositionPatient, float),
-        pixel_spacing=(float(spacing[0]), float(spacing[1])),
-        slope=_float(ds.get("RescaleSlope"), 1.0),
-        intercept=_float(ds.get("RescaleIntercept"), 0.0),
-        order=order, echo=echo,
-        mosaic="MOSAIC" in [str(t).upper() for t in ds.get("ImageType", [])],
-        **common,
-    )]
+    return [
+        Slice(
+            frame=None,
+            iop=np.asarray(ds.ImageOrientationPatient, float),
+            ipp=np.asarray(ds.ImagePositionPatient, float),
+            pixel_spacing=(float(spacing[0]), float(spacing[1])),
+            slope=_float(ds.get("RescaleSlope"), 1.0),
+            intercept=_float(ds.get("RescaleIntercept"), 0.0),
+            order=order,
+            echo=echo,
+            mosaic="MOSAIC" in [str(t).upper() for t in ds.get("ImageType", [])],
+            **common,
+        )
+    ]
 
 
 def scan_folder(folder: str | Path) -> tuple[list[Slice], list[tuple[str, str]]]:
@@ -226,8 +261,11 @@ def scan_folder(folder: str | Path) -> tuple[list[Slice], list[tuple[str, str]]]
                 skipped.append((rel, "not a DICOM file"))
                 continue
             except Exception as err:
-                raise input_error(path, f"corrupt DICOM file ({type(err).__name__}: {err})",
-                                  "Remove or re-export it") from err
+                raise input_error(
+                    path,
+                    f"corrupt DICOM file ({type(err).__name__}: {err})",
+                    "Remove or re-export it",
+                ) from err
             if "PixelData" not in ds and "FloatPixelData" not in ds and not _has_pixels(path):
                 skipped.append((rel, f"no pixel data ({ds.get('SOPClassUID', 'unknown')})"))
                 continue
@@ -260,19 +298,25 @@ def group_series(slices: list[Slice]) -> list[Series]:
 
 
 def select_series(
-    series: list[Series], folder: str | Path, description: str | None = None,
+    series: list[Series],
+    folder: str | Path,
+    description: str | None = None,
     plane: str | None = None,
 ) -> Series:
     """The series matching ``description`` (regex) and ``plane``; the one with most images wins."""
     candidates = [
-        s for s in series
+        s
+        for s in series
         if (description is None or re.search(description, s.description, re.I))
         and (plane is None or s.plane.endswith(plane))
     ]
     if not candidates:
         found = "; ".join(s.label() for s in series)
-        raise input_error(folder, f"no series matches description={description!r} "
-                          f"plane={plane!r}; found: {found}", "Adjust the dicom series filter")
+        raise input_error(
+            folder,
+            f"no series matches description={description!r} plane={plane!r}; found: {found}",
+            "Adjust the dicom series filter",
+        )
     chosen = max(candidates, key=lambda s: len(s.slices))
     for s in series:
         if s is not chosen:
@@ -289,8 +333,11 @@ def _pixels(s: Slice) -> np.ndarray:
         arr = ds.pixel_array
     except Exception as err:
         syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
-        raise input_error(s.path, f"cannot decode pixel data ({syntax}: {err})",
-                          "Install pylibjpeg, pylibjpeg-libjpeg and pylibjpeg-openjpeg") from err
+        raise input_error(
+            s.path,
+            f"cannot decode pixel data ({syntax}: {err})",
+            "Install pylibjpeg, pylibjpeg-libjpeg and pylibjpeg-openjpeg",
+        ) from err
     if s.frame is not None:
         arr = arr[s.frame] if int(ds.get("NumberOfFrames", 1)) > 1 else arr
     return arr
@@ -306,7 +353,10 @@ class Conversion:
 
 
 def load_series(
-    series: Series, folder: str | Path, min_slices: int = 2, gantry_tilt: str = "resample",
+    series: Series,
+    folder: str | Path,
+    min_slices: int = 2,
+    gantry_tilt: str = "resample",
     spacing_tolerance: float = 0.05,
 ) -> Conversion:
     """Stack a series into a volume (4D when slice positions repeat); see the module docstring.
@@ -314,8 +364,11 @@ def load_series(
     ``spacing_tolerance`` is the largest relative deviation of a slice step from the median.
     """
     if series.slices[0].samples != 1:
-        raise input_error(folder, f"{series.label()} has {series.slices[0].samples} samples per "
-                          "pixel (colour)", "Only greyscale series are volumes for these studies")
+        raise input_error(
+            folder,
+            f"{series.label()} has {series.slices[0].samples} samples per pixel (colour)",
+            "Only greyscale series are volumes for these studies",
+        )
     if series.slices[0].mosaic:
         return _load_mosaic(series, folder)
     normal = series.slices[0].normal
@@ -324,15 +377,22 @@ def load_series(
     counts = Counter(np.round(pos, 2).tolist())
     reps = set(counts.values())
     if len(uniq) < max(min_slices, 2) or len(uniq) == 1:
-        what = "a single slice position (not a volume)" if len(uniq) == 1 else \
-            f"{len(uniq)} slice position(s)"
+        what = (
+            "a single slice position (not a volume)"
+            if len(uniq) == 1
+            else f"{len(uniq)} slice position(s)"
+        )
         raise input_error(folder, f"{series.label()}: {what}; at least {max(min_slices, 2)} needed")
     if len(reps) != 1:
-        raise input_error(folder, f"{series.label()}: slice positions repeat unevenly "
-                          f"({sorted(reps)} times)", "A multi-volume series with missing images?")
+        raise input_error(
+            folder,
+            f"{series.label()}: slice positions repeat unevenly ({sorted(reps)} times)",
+            "A multi-volume series with missing images?",
+        )
     n_vol = reps.pop()
-    order = sorted(range(len(series.slices)),
-                   key=lambda i: (round(pos[i], 2), series.slices[i].order))
+    order = sorted(
+        range(len(series.slices)), key=lambda i: (round(pos[i], 2), series.slices[i].order)
+    )
     grid = [[series.slices[order[z * n_vol + t]] for z in range(len(uniq))] for t in range(n_vol)]
     first = grid[0]
     steps = np.diff([s.ipp @ normal for s in first])
@@ -341,9 +401,12 @@ def load_series(
     if off.any():
         big = steps[off].max()
         why = "missing slice(s)" if big > 1.5 * median else "unequal slice spacing"
-        raise input_error(folder, f"{series.label()}: {why}: slice steps "
-                          f"{np.round(np.unique(np.round(steps, 3)), 3).tolist()} mm",
-                          "voxflow does not interpolate missing or irregular slices")
+        raise input_error(
+            folder,
+            f"{series.label()}: {why}: slice steps "
+            f"{np.round(np.unique(np.round(steps, 3)), 3).tolist()} mm",
+            "voxflow does not interpolate missing or irregular slices",
+        )
     step_vec = (first[-1].ipp - first[0].ipp) / (len(first) - 1)
     inplane = step_vec - (step_vec @ normal) * normal
     tilt_deg = float(np.degrees(np.arctan2(np.linalg.norm(inplane), abs(step_vec @ normal))))
@@ -351,8 +414,11 @@ def load_series(
     tilted = tilt_deg > 0.05
     if tilted and (modality != "CT" or gantry_tilt == "refuse"):
         why = "gantry tilt" if modality == "CT" else "slice positions off the slice normal"
-        raise input_error(folder, f"{series.label()}: {why} ({tilt_deg:.2f} deg, inconsistent "
-                          "orientation)", "Refusing rather than writing a sheared volume")
+        raise input_error(
+            folder,
+            f"{series.label()}: {why} ({tilt_deg:.2f} deg, inconsistent orientation)",
+            "Refusing rather than writing a sheared volume",
+        )
     rows, cols = first[0].rows, first[0].cols
     float_out = any(s.slope != 1 or s.intercept != round(s.intercept) for s in series.slices)
     vols = []
@@ -371,8 +437,9 @@ def load_series(
     slice_vec = (step_vec @ normal) * normal
     if tilted:
         data = _untilt(data, first, normal, rowdir, coldir, (row_sp, col_sp))
-        log.warning("%s: gantry tilt %.2f deg corrected by resampling each slice in-plane",
-                    folder, tilt_deg)
+        log.warning(
+            "%s: gantry tilt %.2f deg corrected by resampling each slice in-plane", folder, tilt_deg
+        )
     lps = np.eye(4)
     lps[:3, 0] = rowdir * col_sp
     lps[:3, 1] = coldir * row_sp
@@ -400,17 +467,23 @@ def _untilt(data, first, normal, rowdir, coldir, spacing) -> np.ndarray:
     for z, s in enumerate(first):
         d = s.ipp - first[0].ipp
         d = d - (d @ normal) * normal
-        shift = (-(d @ rowdir) / col_sp, -(d @ coldir) / row_sp)  # voxels along i, j
-        out[..., z] = ndimage.shift(data[..., z].astype(np.float32), shift, order=1,
-                                    mode="constant", cval=fill)
+        # new[i] = old[i - in-plane offset]: ndimage.shift's convention
+        shift = ((d @ rowdir) / col_sp, (d @ coldir) / row_sp)  # voxels along i, j
+        out[..., z] = ndimage.shift(
+            data[..., z].astype(np.float32), shift, order=1, mode="constant", cval=fill
+        )
     return out if np.issubdtype(data.dtype, np.floating) else np.round(out)
 
 
 def _narrow(data: np.ndarray) -> np.ndarray:
     """Smallest of int16/uint16/int32 that holds integer data exactly; floats become float32."""
     if np.issubdtype(data.dtype, np.floating):
-        if np.all(np.mod(data, 1) == 0) and data.size and data.min() >= -32768 \
-                and data.max() <= 32767:
+        if (
+            np.all(np.mod(data, 1) == 0)
+            and data.size
+            and data.min() >= -32768
+            and data.max() <= 32767
+        ):
             return data.astype(np.int16)
         return data.astype(np.float32)
     lo, hi = int(data.min()), int(data.max())
@@ -421,8 +494,13 @@ def _narrow(data: np.ndarray) -> np.ndarray:
 
 
 def _load_mosaic(series: Series, folder: str | Path) -> Conversion:
+    import warnings
+
     import pydicom
-    from nibabel.nicom import dicomwrappers
+
+    with warnings.catch_warnings():  # nibabel.nicom announces itself as experimental
+        warnings.simplefilter("ignore", UserWarning)
+        from nibabel.nicom import dicomwrappers
 
     vols, affine = [], None
     for s in sorted(series.slices, key=lambda s: s.order):
@@ -435,9 +513,15 @@ def _load_mosaic(series: Series, folder: str | Path) -> Conversion:
         affine = a
         vols.append(w.get_data())
     data = np.stack(vols, axis=-1) if len(vols) > 1 else vols[0]
-    info = {"plane": series.plane, "slices": int(data.shape[2]), "volumes": len(vols),
-            "slice_step_mm": round(float(np.linalg.norm(affine[:3, 2])), 6),
-            "gantry_tilt_deg": 0.0, "mosaic": True, "rescale": []}
+    info = {
+        "plane": series.plane,
+        "slices": int(data.shape[2]),
+        "volumes": len(vols),
+        "slice_step_mm": round(float(np.linalg.norm(affine[:3, 2])), 6),
+        "gantry_tilt_deg": 0.0,
+        "mosaic": True,
+        "rescale": [],
+    }
     return Conversion(_narrow(np.asarray(data)), LPS_TO_RAS @ affine, info)
 
 
@@ -456,8 +540,14 @@ def _json_value(v: Any) -> Any:
     return str(v)
 
 
-def sidecar(series: Series, conv: Conversion, folder: Path, used: list[Slice],
-            skipped: list[tuple[str, str]], backend: str) -> dict[str, Any]:
+def sidecar(
+    series: Series,
+    conv: Conversion,
+    folder: Path,
+    used: list[Slice],
+    skipped: list[tuple[str, str]],
+    backend: str,
+) -> dict[str, Any]:
     """Acquisition facts for the user; no patient identifiers."""
     meta = series.meta
     out: dict[str, Any] = {}
@@ -468,19 +558,21 @@ def sidecar(series: Series, conv: Conversion, folder: Path, used: list[Slice],
         if tag in meta and meta.get(tag) not in (None, ""):
             out[key] = round(float(meta.get(tag)) / 1000.0, 6)
     zooms = np.linalg.norm(conv.affine[:3, :3], axis=0)
-    out.update({
-        "Plane": conv.info["plane"],
-        "VoxelSizeMm": [round(float(z), 6) for z in zooms],
-        "Shape": list(conv.data.shape),
-        "Slices": conv.info["slices"],
-        "Volumes": conv.info["volumes"],
-        "SliceStepMm": conv.info["slice_step_mm"],
-        "GantryTiltDeg": conv.info["gantry_tilt_deg"],
-        "Rescale": [{"slope": a, "intercept": b} for a, b in conv.info["rescale"]],
-        "Converter": backend,
-        "FilesUsed": sorted({_redact(str(s.path.relative_to(folder)), meta) for s in used}),
-        "FilesSkipped": [{"file": _redact(f, meta), "reason": r} for f, r in skipped],
-    })
+    out.update(
+        {
+            "Plane": conv.info["plane"],
+            "VoxelSizeMm": [round(float(z), 6) for z in zooms],
+            "Shape": list(conv.data.shape),
+            "Slices": conv.info["slices"],
+            "Volumes": conv.info["volumes"],
+            "SliceStepMm": conv.info["slice_step_mm"],
+            "GantryTiltDeg": conv.info["gantry_tilt_deg"],
+            "Rescale": [{"slope": a, "intercept": b} for a, b in conv.info["rescale"]],
+            "Converter": backend,
+            "FilesUsed": sorted({_redact(str(s.path.relative_to(folder)), meta) for s in used}),
+            "FilesSkipped": [{"file": _redact(f, meta), "reason": r} for f, r in skipped],
+        }
+    )
     return out
 
 
@@ -493,10 +585,25 @@ def _redact(path: str, meta: Any) -> str:
     return path
 
 
+def sidecar_path(nifti: str | Path) -> Path:
+    """``x.nii.gz`` -> ``x.json`` (as dcm2niix names its sidecars)."""
+    nifti = Path(nifti)
+    name = nifti.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return nifti.with_name(name + ".json")
+
+
 def dicom_to_nifti(
-    folder: str | Path, out_nii: str | Path, out_json: str | Path | None = None,
-    description: str | None = None, plane: str | None = None, min_slices: int = 2,
-    gantry_tilt: str = "resample", backend: str = "voxflow",
+    folder: str | Path,
+    out_nii: str | Path,
+    out_json: str | Path | None = None,
+    description: str | None = None,
+    plane: str | None = None,
+    min_slices: int = 2,
+    gantry_tilt: str = "resample",
+    backend: str = "voxflow",
 ) -> Conversion:
     """Convert the chosen series under ``folder``; write NIfTI (+ JSON sidecar) atomically."""
     folder = Path(folder)
@@ -509,7 +616,9 @@ def dicom_to_nifti(
     chosen = select_series(series_list, folder, description, plane)
     skipped = skipped + [
         (str(s.path.relative_to(folder)), f"other series: {ser.label()}")
-        for ser in series_list if ser is not chosen for s in ser.slices
+        for ser in series_list
+        if ser is not chosen
+        for s in ser.slices
     ]
     if backend == "dcm2niix":
         conv = _run_dcm2niix(chosen, folder, min_slices)
@@ -519,8 +628,13 @@ def dicom_to_nifti(
     write_nifti(out_nii, conv.data, conv.affine)
     if out_json is not None:
         write_text_atomic(out_json, json.dumps(info, indent=2) + "\n")
-    log.info("wrote %s: shape %s, voxel %s mm, %s", out_nii, conv.data.shape,
-             info["VoxelSizeMm"], conv.data.dtype)
+    log.info(
+        "wrote %s: shape %s, voxel %s mm, %s",
+        out_nii,
+        conv.data.shape,
+        info["VoxelSizeMm"],
+        conv.data.dtype,
+    )
     return conv
 
 
@@ -534,29 +648,42 @@ def _run_dcm2niix(series: Series, folder: Path, min_slices: int) -> Conversion:
 
     exe = shutil.which("dcm2niix")
     if exe is None:
-        raise VoxflowError("dicom backend dcm2niix: the dcm2niix binary is not on PATH "
-                           "(pip install dcm2niix), or use backend: voxflow")
+        raise VoxflowError(
+            "dicom backend dcm2niix: the dcm2niix binary is not on PATH "
+            "(pip install dcm2niix), or use backend: voxflow"
+        )
     n_pos = len({round(float(s.ipp @ s.normal), 2) for s in series.slices})
     if n_pos < max(min_slices, 2) and not series.slices[0].mosaic:
-        raise input_error(folder, f"{series.label()}: {n_pos} slice position(s); "
-                          f"at least {max(min_slices, 2)} needed")
+        raise input_error(
+            folder,
+            f"{series.label()}: {n_pos} slice position(s); at least {max(min_slices, 2)} needed",
+        )
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in", Path(tmp) / "out"
         src.mkdir()
         dst.mkdir()
         for i, path in enumerate(sorted({s.path for s in series.slices})):
             os.symlink(path.resolve(), src / f"{i:06d}.dcm")
-        proc = subprocess.run([exe, "-z", "n", "-b", "n", "-f", "vol", "-o", str(dst), str(src)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [exe, "-z", "n", "-b", "n", "-f", "vol", "-o", str(dst), str(src)],
+            capture_output=True,
+            text=True,
+        )
         outs = sorted(dst.glob("*.nii"))
         if proc.returncode != 0 or len(outs) != 1:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-            raise input_error(folder, f"dcm2niix failed on {series.label()} "
-                              f"({len(outs)} outputs): {' | '.join(tail)}")
+            raise input_error(
+                folder,
+                f"dcm2niix failed on {series.label()} ({len(outs)} outputs): {' | '.join(tail)}",
+            )
         img = nib.load(outs[0])
         data, affine = np.asarray(img.dataobj), img.affine
-    info = {"plane": series.plane, "slices": int(data.shape[2]),
-            "volumes": int(data.shape[3]) if data.ndim == 4 else 1,
-            "slice_step_mm": round(float(np.linalg.norm(affine[:3, 2])), 6),
-            "gantry_tilt_deg": 0.0, "rescale": []}
+    info = {
+        "plane": series.plane,
+        "slices": int(data.shape[2]),
+        "volumes": int(data.shape[3]) if data.ndim == 4 else 1,
+        "slice_step_mm": round(float(np.linalg.norm(affine[:3, 2])), 6),
+        "gantry_tilt_deg": 0.0,
+        "rescale": [],
+    }
     return Conversion(_narrow(data), affine, info)

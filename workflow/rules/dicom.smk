@@ -1,0 +1,18 @@
+rule dicom_to_nifti:
+    input:
+        dicom_folder,
+    output:
+        nifti="results/dicom/{name}.nii.gz",
+        sidecar="results/dicom/{name}.json",
+    log:
+        "logs/dicom/dicom_to_nifti/{name}.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        dicom=config["dicom"],
+    script:
+        "../scripts/dicom_to_nifti.py"
