@@ -14,8 +14,9 @@ splits a series whose slices differ in orientation, image size, echo or samples 
   mosaics through nibabel's mosaic reader;
 - irregular geometry gets a decision: gantry tilt (CT) is corrected by resampling each slice,
   with a logged warning; missing slices, unequal spacing, slice positions off the slice normal
-  outside CT, too few slices, a single position (not a volume) and uneven repetitions are
-  refused with one line that names the folder and the reason.
+  outside CT, too few slices, a single position (not a volume), uneven repetitions, colour
+  images and truncated or unreadable files are refused with one line that names the folder (or
+  file) and the reason. Oblique slices whose positions follow the normal are simply oblique.
 
 The JSON sidecar holds acquisition facts only: no patient identifiers (see :data:`SIDECAR_TAGS`).
 """
@@ -267,6 +268,13 @@ def scan_folder(folder: str | Path) -> tuple[list[Slice], list[tuple[str, str]]]
                     "Remove or re-export it",
                 ) from err
             if "PixelData" not in ds and "FloatPixelData" not in ds and not _has_pixels(path):
+                sop = getattr(ds.file_meta.get("MediaStorageSOPClassUID", ""), "name", "")
+                if "Rows" in ds or "Image Storage" in str(sop):  # an image without pixels
+                    raise input_error(
+                        path,
+                        "corrupt DICOM file (image header but no pixel data: truncated?)",
+                        "Remove or re-export it",
+                    )
                 skipped.append((rel, f"no pixel data ({ds.get('SOPClassUID', 'unknown')})"))
                 continue
             slices.extend(_slices_from_dataset(path, ds))
@@ -621,7 +629,7 @@ def dicom_to_nifti(
         for s in ser.slices
     ]
     if backend == "dcm2niix":
-        conv = _run_dcm2niix(chosen, folder, min_slices)
+        conv = _run_dcm2niix(chosen, folder, min_slices, gantry_tilt)
     else:
         conv = load_series(chosen, folder, min_slices=min_slices, gantry_tilt=gantry_tilt)
     info = sidecar(chosen, conv, folder, chosen.slices, skipped, backend)
@@ -638,7 +646,7 @@ def dicom_to_nifti(
     return conv
 
 
-def _run_dcm2niix(series: Series, folder: Path, min_slices: int) -> Conversion:
+def _run_dcm2niix(series: Series, folder: Path, min_slices: int, gantry_tilt: str) -> Conversion:
     """Convert the chosen series' files with the dcm2niix binary (PyPI package ``dcm2niix``)."""
     import shutil
     import subprocess
@@ -646,7 +654,12 @@ def _run_dcm2niix(series: Series, folder: Path, min_slices: int) -> Conversion:
 
     import nibabel as nib
 
-    exe = shutil.which("dcm2niix")
+    try:  # the PyPI package ships the binary
+        import dcm2niix
+
+        exe = dcm2niix.bin if Path(dcm2niix.bin).is_file() else shutil.which("dcm2niix")
+    except ImportError:
+        exe = shutil.which("dcm2niix")
     if exe is None:
         raise VoxflowError(
             "dicom backend dcm2niix: the dcm2niix binary is not on PATH "
@@ -670,6 +683,14 @@ def _run_dcm2niix(series: Series, folder: Path, min_slices: int) -> Conversion:
             text=True,
         )
         outs = sorted(dst.glob("*.nii"))
+        tilted = [p for p in outs if "_Tilt_" in p.name]
+        if tilted and gantry_tilt == "refuse":
+            raise input_error(
+                folder,
+                f"{series.label()}: gantry tilt (dcm2niix)",
+                "Refusing rather than writing a resampled volume",
+            )
+        outs = tilted or outs  # dcm2niix writes both the raw and the tilt-corrected volume
         if proc.returncode != 0 or len(outs) != 1:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
             raise input_error(
