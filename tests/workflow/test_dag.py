@@ -112,3 +112,42 @@ def test_every_rule_declares_log_conda_threads_resources(repo):
             body = m.group(2)
             for directive in ("log:", "conda:", "threads:", "resources:", "mem_mb=", "runtime="):
                 assert directive in body, f"rule {m.group(1)} lacks {directive}"
+
+
+def _dicom_config(workdir, folder_name):
+    (workdir / "dicom.yaml").write_text(f"dicom:\n  inputs:\n    ct: {folder_name}\n")
+    return ["--configfile", "dicom.yaml"]
+
+
+def test_dicom_rule_converts_configured_series(snakemake, workdir):
+    import json
+
+    import numpy as np
+    from dicom_factory import write_series
+
+    vol = np.arange(12 * 10 * 5, dtype=float).reshape(12, 10, 5) - 100
+    write_series(workdir / "dicom" / "ct", vol)
+    args = _dicom_config(workdir, "dicom/ct")
+    snakemake(workdir, "results/dicom/ct.nii.gz", *args)
+    info = json.loads((workdir / "results/dicom/ct.json").read_text())
+    assert info["Shape"] == [12, 10, 5] and info["Modality"] == "CT"
+    assert "chose series 2 'HEAD 5mm'" in (workdir / "logs/dicom/dicom_to_nifti/ct.log").read_text()
+    # the default target includes configured conversions; all done now
+    again = snakemake(workdir, *args, "-n")
+    assert "dicom_to_nifti" not in again.stdout
+
+
+def test_dicom_rule_refuses_bad_series_without_output(snakemake, workdir):
+    import numpy as np
+    from dicom_factory import write_series
+
+    write_series(workdir / "dicom" / "ct", np.zeros((8, 8, 6)), skip_slices=(2,))
+    proc = snakemake(
+        workdir, "results/dicom/ct.nii.gz", *_dicom_config(workdir, "dicom/ct"), check=False
+    )
+    assert proc.returncode != 0
+    log = (workdir / "logs/dicom/dicom_to_nifti/ct.log").read_text()
+    assert "missing slice(s)" in log and "Traceback" not in log
+    assert not list((workdir / "results").rglob("ct.*"))
+    missing = snakemake(workdir, "--config", "dicom={inputs: {ct: nowhere}}", "-n", check=False)
+    assert missing.returncode != 0 and "nowhere" in missing.stdout + missing.stderr
