@@ -86,3 +86,18 @@ def test_checks(tmp_path):
 def test_write_refuses_wrong_suffix(tmp_path):
     with pytest.raises(VoxflowError, match=r"\.nii or \.nii\.gz"):
         write_nifti(tmp_path / "x.nrrd", np.zeros((2, 2, 2)), np.eye(4))
+
+
+def test_large_image_multi_member_gzip_reads_everywhere(tmp_path, monkeypatch):
+    from voxflow.io import images
+
+    monkeypatch.setattr(images, "GZIP_CHUNK", 2**16)
+    data = np.random.default_rng(3).integers(-1000, 2000, (64, 64, 40), dtype=np.int16)
+    assert data.nbytes > 4 * images.GZIP_CHUNK
+    path = write_nifti(tmp_path / "big.nii.gz", data, _affine())
+    assert path.read_bytes().count(b"\x1f\x8b\x08\x00\x00\x00\x00\x00") > 4  # members
+    assert path.read_bytes() == write_nifti(tmp_path / "b2.nii.gz", data, _affine()).read_bytes()
+    assert np.array_equal(gzip.decompress(path.read_bytes())[352:], data.tobytes(order="F"))
+    assert np.array_equal(np.asarray(nib.load(path).dataobj), data)
+    itk = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))  # zlib gzread (ITK)
+    assert np.array_equal(itk.transpose(2, 1, 0), data)

@@ -257,7 +257,8 @@ def scan_folder(folder: str | Path) -> tuple[list[Slice], list[tuple[str, str]]]
             path = Path(root) / name
             rel = str(path.relative_to(folder))
             try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True)
+                # large values (pixel data) are deferred: read from the file when decoded
+                ds = pydicom.dcmread(path, defer_size="64 KB")
             except InvalidDicomError:
                 skipped.append((rel, "not a DICOM file"))
                 continue
@@ -267,7 +268,7 @@ def scan_folder(folder: str | Path) -> tuple[list[Slice], list[tuple[str, str]]]
                     f"corrupt DICOM file ({type(err).__name__}: {err})",
                     "Remove or re-export it",
                 ) from err
-            if "PixelData" not in ds and "FloatPixelData" not in ds and not _has_pixels(path):
+            if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
                 sop = getattr(ds.file_meta.get("MediaStorageSOPClassUID", ""), "name", "")
                 if "Rows" in ds or "Image Storage" in str(sop):  # an image without pixels
                     raise input_error(
@@ -283,15 +284,6 @@ def scan_folder(folder: str | Path) -> tuple[list[Slice], list[tuple[str, str]]]
     if not slices:
         raise input_error(folder, "no DICOM images found", "Is this the right folder?")
     return slices, skipped
-
-
-def _has_pixels(path: Path) -> bool:
-    """stop_before_pixels hides PixelData; look for its tag (7FE0,0010) at the file's end."""
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - 2**26))
-        return b"\xe0\x7f\x10\x00" in fh.read()
 
 
 def group_series(slices: list[Slice]) -> list[Series]:
@@ -334,9 +326,7 @@ def select_series(
 
 
 def _pixels(s: Slice) -> np.ndarray:
-    import pydicom
-
-    ds = pydicom.dcmread(s.path)
+    ds = s.meta
     try:
         arr = ds.pixel_array
     except Exception as err:
@@ -436,7 +426,11 @@ def load_series(
             px = _pixels(s)
             if px.shape != (rows, cols):
                 raise input_error(s.path, f"image size {px.shape} differs from {(rows, cols)}")
-            vol[z] = px * s.slope + s.intercept if (s.slope != 1 or s.intercept) else px
+            if float_out:
+                vol[z] = px * np.float32(s.slope) + np.float32(s.intercept)
+            else:  # slope 1, integer intercept: stay in integers (CT HU)
+                vol[z] = px
+                vol[z] += int(s.intercept)
         vols.append(vol)
     data = np.stack(vols, axis=-1) if n_vol > 1 else vols[0]
     data = np.moveaxis(data, (0, 1, 2), (2, 1, 0))  # (z, row, col) -> (i=col, j=row, k=z)

@@ -8,6 +8,7 @@ to the same convention, so a volume read from any format can be compared in worl
 from __future__ import annotations
 
 import gzip
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,28 @@ def nifti_bytes(
     img.set_sform(affine, code=1)
     img.set_qform(affine, code=1)
     raw = img.to_bytes()
-    return gzip.compress(raw, compresslevel=1, mtime=0) if compress else raw
+    return gzip_members(raw) if compress else raw
+
+
+GZIP_CHUNK = 8 * 2**20
+
+
+def gzip_members(raw: bytes, chunk: int | None = None) -> bytes:
+    """gzip ``raw`` as fixed-size members compressed in parallel (like pigz, but multi-member).
+
+    A gzip file may hold several members (RFC 1952); nibabel, zlib's ``gzread`` (ITK, FSL,
+    AFNI) and ``gunzip`` read them as one stream. Fixed chunking keeps the bytes independent of
+    the number of threads; no timestamp or file name goes into the headers.
+    """
+    chunk = chunk or GZIP_CHUNK
+    if len(raw) <= chunk:
+        return gzip.compress(raw, compresslevel=1, mtime=0)
+    from concurrent.futures import ThreadPoolExecutor
+
+    view = memoryview(raw)
+    parts = [view[i : i + chunk] for i in range(0, len(raw), chunk)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return b"".join(pool.map(lambda b: gzip.compress(b, compresslevel=1, mtime=0), parts))
 
 
 def write_nifti(
