@@ -321,3 +321,35 @@ def test_cli(volume, tmp_path):
     assert (tmp_path / "ct.json").is_file()
     shutil.rmtree(tmp_path / "in")
     assert main(["dicom2nifti", str(tmp_path / "in"), str(tmp_path / "x.nii.gz")]) == 1
+
+
+@needs_data
+@pytest.mark.parametrize(
+    "folder",
+    [
+        NIH / "In/20180918GE/mr_0004",
+        NIH / "In/20180918Si/mr_0003",
+        D2N / "philips/anatomical/001",
+        D2N / "siemens_multiframe/anatomical/001",
+    ],
+    ids=["ge-4d", "siemens-mosaic", "philips", "multiframe"],
+)
+def test_real_data_phi_stays_out(folder, tmp_path):
+    import pydicom
+
+    from voxflow.io.dicom import PHI_TAGS
+
+    values = set()
+    for path in folder.iterdir():
+        if path.suffix == ".dcm":
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            for tag in PHI_TAGS:
+                value = str(ds.get(tag, "") or "").strip()
+                if len(value) >= 4 and value.lower() not in ("anonymous", "anonymized"):
+                    values.add(value)
+    assert values, "the real headers carry identifying values to look for"
+    _convert(folder, tmp_path)
+    nifti = gzip.decompress((tmp_path / "out.nii.gz").read_bytes())
+    sidecar = (tmp_path / "out.json").read_text()
+    for value in values:
+        assert value.encode() not in nifti and value not in sidecar, value
