@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,10 @@ from voxflow.io.dicom import dicom_to_nifti, group_series, plane_name, scan_fold
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "dicom"
 D2N = DATA / "dicom2nifti"
 NIH = DATA / "dcm_qa_nih"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/dicom not present")
+# CI always has ../shared beside the checkout: there a missing folder fails instead of skipping
+needs_data = pytest.mark.skipif(
+    not DATA.is_dir() and not os.environ.get("CI"), reason="../shared/data/dicom not present"
+)
 
 
 def canonical(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
