@@ -374,7 +374,7 @@ def load_series(
     uniq = np.unique(np.round(pos, 2))
     counts = Counter(np.round(pos, 2).tolist())
     reps = set(counts.values())
-    if len(uniq) < max(min_slices, 2) or len(uniq) == 1:
+    if len(uniq) < max(min_slices, 2):
         what = (
             "a single slice position (not a volume)"
             if len(uniq) == 1
@@ -528,17 +528,11 @@ def _load_mosaic(series: Series, folder: str | Path) -> Conversion:
 
 
 def _json_value(v: Any) -> Any:
+    """pydicom value -> JSON: IS/DS are int/float subclasses, multi-values become lists."""
+    if isinstance(v, (int, float)):
+        return int(v) if isinstance(v, int) else float(v)
     if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
         return [_json_value(x) for x in v]
-    for cast in (int, float):
-        try:
-            out = cast(v)
-            if cast is int and str(v).strip().lstrip("-").isdigit():
-                return out
-            if cast is float:
-                return out
-        except (TypeError, ValueError):
-            continue
     return str(v)
 
 
