@@ -1,0 +1,213 @@
+"""MS-lesion phantom: multi-contrast MR with exact lesion masks, in the ISBI 2015 layout.
+
+Built on :mod:`voxflow.phantoms.brain`. Per subject (seeded): 5-40 ellipsoidal lesions with axes
+of 2-15 mm, kept only where WM > 0.5; about 40 % periventricular (centre within 5 mm of a
+ventricle, long axis along the ventricle's normal: "Dawson fingers"), about 10 % infratentorial,
+the rest subcortical/juxtacortical. Each contrast is the tissue mixture of relative intensities
+(WM = 1) from ../shared/specs/phantom-physics.md §B1, with a per-subject lesion/WM ratio drawn
+from its range, a smooth multiplicative bias field and Rician noise. The lesion mask used to
+build the images is written as the ground truth (``mask1``); ``mask2`` is a second "rater" that
+erodes or dilates some lesions by one voxel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from voxflow.errors import VoxflowError
+from voxflow.io.images import write_nifti
+from voxflow.phantoms.brain import BrainAnatomy
+from voxflow.seeding import rng
+
+CHANNELS = ("flair", "mprage", "pd", "t2")
+# Relative intensities (WM = 1) of CSF and GM, and the lesion/WM range per channel (§B1).
+CONTRASTS = {
+    "flair": {"csf": 0.05, "gm": 1.16, "lesion": (1.4, 2.8)},
+    "mprage": {"csf": 0.05, "gm": 0.64, "lesion": (0.55, 0.9)},
+    "pd": {"csf": 1.39, "gm": 1.19, "lesion": (1.1, 1.4)},
+    "t2": {"csf": 3.6, "gm": 1.44, "lesion": (1.5, 3.3)},
+}
+
+
+@dataclass(frozen=True)
+class MSPhantomConfig:
+    """Lesion burden and image quality of the MS phantom."""
+
+    lesions_min: int = 5
+    lesions_max: int = 40
+    axis_min_mm: float = 2.0
+    axis_max_mm: float = 15.0
+    periventricular: float = 0.4
+    infratentorial: float = 0.1
+    bias: float = 0.15
+    snr_min: float = 20.0
+    snr_max: float = 40.0
+    wm_intensity: float = 1000.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.lesions_min <= self.lesions_max:
+            raise VoxflowError("ms phantom: need 1 <= lesions_min <= lesions_max")
+        if not 0 < self.axis_min_mm <= self.axis_max_mm:
+            raise VoxflowError("ms phantom: need 0 < axis_min_mm <= axis_max_mm")
+        if self.periventricular + self.infratentorial > 1:
+            raise VoxflowError("ms phantom: periventricular + infratentorial must be <= 1")
+
+
+@dataclass
+class MSSubject:
+    """One phantom subject: images per channel, exact lesion mask, second-rater mask."""
+
+    images: dict[str, np.ndarray]
+    mask1: np.ndarray
+    mask2: np.ndarray
+    affine: np.ndarray
+    lesion_ratio: dict[str, float]
+    n_lesions: int
+
+
+def _rotation(g: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(g.normal(size=(3, 3)))
+    return q * np.sign(np.diag(r))
+
+
+def _frame_from(axis: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    """Orthonormal frame whose first column is ``axis``."""
+    a = axis / np.linalg.norm(axis)
+    other = np.linalg.qr(np.column_stack([a, g.normal(size=(3, 2))]))[0]
+    other[:, 0] = a
+    return other
+
+
+def place_lesions(anat: BrainAnatomy, seed: int, cfg: MSPhantomConfig) -> tuple[np.ndarray, int]:
+    """Boolean lesion mask and the number of lesions placed (all inside WM > 0.5)."""
+    g = rng(seed, "ms-lesions", anat.subject)
+    vox = np.linalg.norm(anat.affine[:3, :3], axis=0)
+    wm = anat.wm > 0.5
+    depth = ndimage.distance_transform_edt(anat.mask, sampling=vox)
+    ventricles = (anat.csf > 0.5) & (depth > 15.0)
+    if not ventricles.any() or not wm.any():
+        raise VoxflowError(f"{anat.subject}: no ventricles/WM found to place lesions")
+    to_vent, nearest = ndimage.distance_transform_edt(
+        ~ventricles, sampling=vox, return_indices=True
+    )
+    world_z = anat.affine[2, 2] * np.arange(wm.shape[2]) + anat.affine[2, 3]
+    infra = np.broadcast_to(world_z < -25.0, wm.shape)  # below the tentorium (MNI z)
+    pools = {
+        "periventricular": np.argwhere(wm & (to_vent <= 5.0) & ~infra),
+        "infratentorial": np.argwhere(wm & infra),
+        "other": np.argwhere(wm & (to_vent > 5.0) & ~infra),
+    }
+    kinds = ["periventricular", "infratentorial", "other"]
+    probs = np.array(
+        [cfg.periventricular, cfg.infratentorial, 1 - cfg.periventricular - cfg.infratentorial]
+    )
+    n = int(g.integers(cfg.lesions_min, cfg.lesions_max + 1))
+    mask = np.zeros(wm.shape, bool)
+    placed = 0
+    for _ in range(n):
+        kind = kinds[int(g.choice(3, p=probs))]
+        pool = pools[kind] if len(pools[kind]) else pools["other"]
+        centre = pool[int(g.integers(len(pool)))]
+        axes = np.sort(g.uniform(cfg.axis_min_mm, cfg.axis_max_mm, 3))[::-1] / 2  # semi-axes
+        if kind == "periventricular":
+            direction = (centre - nearest[:, centre[0], centre[1], centre[2]]) * vox
+            if not np.any(direction):
+                direction = g.normal(size=3)
+            frame = _frame_from(direction, g)
+        else:
+            frame = _rotation(g)
+        half = np.ceil(axes.max() / vox).astype(int) + 1
+        lo = np.maximum(centre - half, 0)
+        hi = np.minimum(centre + half + 1, wm.shape)
+        grid = np.stack(
+            np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)], indexing="ij"),
+            axis=-1,
+        )
+        offs = (grid - centre) * vox @ frame  # coordinates in the lesion's frame (mm)
+        inside = ((offs / axes) ** 2).sum(-1) <= 1.0
+        sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        lesion = inside & wm[sl]
+        if lesion.any():
+            mask[sl] |= lesion
+            placed += 1
+    return mask, placed
+
+
+def bias_field(shape: tuple[int, ...], g: np.random.Generator, strength: float) -> np.ndarray:
+    """Smooth multiplicative field exp(random quadratic polynomial), about 1 +- ``strength``."""
+    c = [np.linspace(-1, 1, s) for s in shape]
+    x, y, z = np.meshgrid(*c, indexing="ij", sparse=True)
+    terms = [x, y, z, x * y, x * z, y * z, x**2 - 1 / 3, y**2 - 1 / 3, z**2 - 1 / 3]
+    coef = g.normal(0, strength / 2, len(terms))
+    return np.exp(sum(k * t for k, t in zip(coef, terms, strict=True))).astype(np.float32)
+
+
+def make_ms_subject(anat: BrainAnatomy, seed: int, cfg: MSPhantomConfig | None = None) -> MSSubject:
+    """Images for all four channels and the masks; same inputs -> identical arrays."""
+    cfg = cfg or MSPhantomConfig()
+    mask, n = place_lesions(anat, seed, cfg)
+    les = mask.astype(np.float32)
+    wm_les = anat.wm * les
+    images, ratios = {}, {}
+    for ch in CHANNELS:
+        g = rng(seed, "ms-image", anat.subject, ch)
+        c = CONTRASTS[ch]
+        ratios[ch] = float(g.uniform(*c["lesion"]))
+        rel = (
+            anat.gm * c["gm"] + anat.csf * c["csf"] + (anat.wm - wm_les) * 1.0 + wm_les * ratios[ch]
+        )
+        signal = cfg.wm_intensity * rel * bias_field(anat.wm.shape, g, cfg.bias)
+        sigma = cfg.wm_intensity / g.uniform(cfg.snr_min, cfg.snr_max)
+        noisy = np.hypot(
+            signal + g.normal(0, sigma, signal.shape), g.normal(0, sigma, signal.shape)
+        )  # Rician magnitude
+        images[ch] = noisy.astype(np.float32)
+    return MSSubject(
+        images,
+        mask.astype(np.uint8),
+        second_rater(mask, seed, anat.subject),
+        anat.affine,
+        ratios,
+        n,
+    )
+
+
+def second_rater(mask: np.ndarray, seed: int, subject: str) -> np.ndarray:
+    """A plausible second rater: each lesion kept (1/2), eroded or dilated by a voxel (1/4 each)."""
+    g = rng(seed, "ms-rater2", subject)
+    labels, n = ndimage.label(mask, np.ones((3, 3, 3)))
+    out = np.zeros_like(mask, dtype=bool)
+    for k in range(1, n + 1):
+        lesion = labels == k
+        action = g.choice(3, p=[0.5, 0.25, 0.25])  # keep, erode, dilate
+        if action == 1:
+            eroded = ndimage.binary_erosion(lesion)
+            lesion = eroded if eroded.any() else lesion
+        elif action == 2:
+            lesion = ndimage.binary_dilation(lesion) & ~((labels > 0) & (labels != k))
+        out |= lesion
+    return out.astype(np.uint8)
+
+
+def isbi2015_paths(root: str | Path, index: int, timepoint: int = 1) -> dict[str, Path]:
+    """File paths of one ISBI 2015 training scan (channels, mask1, mask2)."""
+    sid, tp = f"training{index:02d}", f"{timepoint:02d}"
+    base = Path(root) / "training" / sid
+    paths = {ch: base / "preprocessed" / f"{sid}_{tp}_{ch}_pp.nii" for ch in CHANNELS}
+    paths["mask1"] = base / "masks" / f"{sid}_{tp}_mask1.nii"
+    paths["mask2"] = base / "masks" / f"{sid}_{tp}_mask2.nii"
+    return paths
+
+
+def write_isbi2015(subject: MSSubject, root: str | Path, index: int) -> dict[str, Path]:
+    """Write one subject in the ISBI 2015 layout (uncompressed .nii, as distributed)."""
+    paths = isbi2015_paths(root, index)
+    for ch in CHANNELS:
+        write_nifti(paths[ch], subject.images[ch], subject.affine)
+    write_nifti(paths["mask1"], subject.mask1, subject.affine)
+    write_nifti(paths["mask2"], subject.mask2, subject.affine)
+    return paths
