@@ -1,0 +1,1 @@
+"""Readers of real datasets' on-disk layouts (the phantoms write the same layouts)."""
