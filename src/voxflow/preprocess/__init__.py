@@ -1,0 +1,1 @@
+"""Preprocessing stages shared by the studies: cropping, intensity normalisation."""
