@@ -1,0 +1,1 @@
+"""Networks: 3D U-Nets (plain and residual) and the studies' own models."""
