@@ -1,0 +1,82 @@
+"""TorchIO augmentation and patch sampling, built from config, shared by all studies.
+
+The order is fixed (as in the MS paper): flip, motion, bias field, noise, affine, elastic
+deformation; each transform is applied with its configured probability (0 leaves it out).
+TorchIO applies intensity transforms (motion, bias field, noise) to ``ScalarImage``\\ s only and
+spatial ones (flip, affine, elastic) to images and ``LabelMap``\\ s together, so masks stay
+aligned and binary. Randomness comes from torch's global RNG, which the trainer reseeds from the
+config seed every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from voxflow.errors import VoxflowError
+
+ORDER = ("flip", "motion", "bias_field", "noise", "affine", "elastic")
+DEFAULT_PROBABILITIES = {
+    "flip": 0.5,
+    "motion": 0.2,
+    "bias_field": 0.3,
+    "noise": 0.3,
+    "affine": 0.3,
+    "elastic": 0.2,
+}
+
+
+def build_augmentation(probabilities: Mapping[str, float] | None = None):
+    """A ``tio.Compose`` of the configured transforms in the fixed order (None if all are 0)."""
+    import torchio as tio
+
+    probs = dict(DEFAULT_PROBABILITIES if probabilities is None else probabilities)
+    unknown = sorted(set(probs) - set(ORDER))
+    if unknown:
+        raise VoxflowError(f"augment: unknown transform(s) {unknown}; allowed {list(ORDER)}")
+    for name, p in probs.items():
+        if not 0 <= float(p) <= 1:
+            raise VoxflowError(f"augment.{name}: probability {p} is not within 0-1")
+    makers = {
+        "flip": lambda p: tio.RandomFlip(axes=(0,), flip_probability=1.0, p=p),  # left-right
+        "motion": lambda p: tio.RandomMotion(degrees=5, translation=5, num_transforms=2, p=p),
+        "bias_field": lambda p: tio.RandomBiasField(coefficients=0.3, p=p),
+        "noise": lambda p: tio.RandomNoise(std=(0, 0.1), p=p),
+        "affine": lambda p: tio.RandomAffine(scales=0.1, degrees=10, translation=5, p=p),
+        "elastic": lambda p: tio.RandomElasticDeformation(
+            num_control_points=7, max_displacement=5, p=p
+        ),
+    }
+    transforms = [makers[n](float(probs[n])) for n in ORDER if float(probs.get(n, 0)) > 0]
+    return tio.Compose(transforms) if transforms else None
+
+
+def patch_queue(
+    subjects,
+    patch_size,
+    samples_per_volume: int,
+    label_name: str = "label",
+    lesion_probability: float = 1.0,
+    num_workers: int = 0,
+    max_length: int | None = None,
+):
+    """A ``tio.Queue`` of patches drawn by a ``LabelSampler``: with ``lesion_probability`` = 1
+    every patch is centred on a labelled voxel, so it contains lesion."""
+    import torchio as tio
+
+    if not 0 <= lesion_probability <= 1:
+        raise VoxflowError("lesion_probability must be within 0-1")
+    sampler = tio.LabelSampler(
+        patch_size,
+        label_name=label_name,
+        label_probabilities={0: 1 - lesion_probability, 1: lesion_probability},
+    )
+    return tio.Queue(
+        subjects,
+        max_length=max_length or 2 * samples_per_volume,
+        samples_per_volume=samples_per_volume,
+        sampler=sampler,
+        num_workers=num_workers,
+        shuffle_subjects=True,
+        shuffle_patches=True,
+        start_background=False,
+    )

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+import torchio as tio
+
+from voxflow.augment import ORDER, build_augmentation, patch_queue
+from voxflow.errors import VoxflowError
+
+
+def _subject(seed=0):
+    g = np.random.default_rng(seed)
+    img = g.normal(100, 10, (1, 24, 24, 24)).astype(np.float32)
+    lab = np.zeros((1, 24, 24, 24), np.uint8)
+    lab[0, 3:7, 10:14, 11:15] = 1
+    return tio.Subject(
+        image=tio.ScalarImage(tensor=torch.from_numpy(img)),
+        label=tio.LabelMap(tensor=torch.from_numpy(lab)),
+    )
+
+
+def test_order_and_probabilities():
+    aug = build_augmentation({k: 1.0 for k in ORDER})
+    names = [type(t).__name__ for t in aug.transforms]
+    assert names == [
+        "RandomFlip",
+        "RandomMotion",
+        "RandomBiasField",
+        "RandomNoise",
+        "RandomAffine",
+        "RandomElasticDeformation",
+    ]
+    assert [t.probability for t in build_augmentation({"flip": 0.3, "noise": 0.7}).transforms] == [
+        0.3,
+        0.7,
+    ]
+    assert build_augmentation({k: 0 for k in ORDER}) is None
+
+
+def test_intensity_transforms_leave_label_untouched():
+    s = _subject()
+    out = build_augmentation({"motion": 1, "bias_field": 1, "noise": 1})(s)
+    assert torch.equal(out["label"].data, s["label"].data)
+    assert not torch.equal(out["image"].data, s["image"].data)
+
+
+def test_spatial_transforms_move_label_with_image_and_keep_it_binary():
+    s = _subject()
+    torch.manual_seed(0)
+    out = build_augmentation({"flip": 1})(s)
+    assert torch.equal(out["label"].data, torch.flip(s["label"].data, dims=[1]))
+    assert torch.equal(out["image"].data, torch.flip(s["image"].data, dims=[1]))
+    out = build_augmentation({"affine": 1, "elastic": 1})(s)
+    assert set(torch.unique(out["label"].data).tolist()) <= {0, 1}
+
+
+def test_seeded_augmentation_reproducible():
+    aug = build_augmentation({k: 1.0 for k in ORDER})
+    torch.manual_seed(3)
+    a = aug(_subject())["image"].data
+    torch.manual_seed(3)
+    b = aug(_subject())["image"].data
+    assert torch.equal(a, b)
+
+
+def test_queue_patches_contain_lesion():
+    ds = tio.SubjectsDataset([_subject(0), _subject(1)])
+    q = patch_queue(ds, 8, samples_per_volume=5)
+    patches = [q[i] for i in range(len(q))]
+    assert len(patches) == 10
+    assert all(p["label"].data.sum() > 0 for p in patches)
+    assert patches[0]["image"].data.shape == (1, 8, 8, 8)
+
+
+def test_bad_config():
+    with pytest.raises(VoxflowError, match="elastik"):
+        build_augmentation({"elastik": 0.5})
+    with pytest.raises(VoxflowError, match="probability 2"):
+        build_augmentation({"flip": 2})
