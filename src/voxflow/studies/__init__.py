@@ -1,0 +1,1 @@
+"""Study glue: each module wires the shared engine to one paper."""

@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from voxflow.errors import VoxflowError
+from voxflow.io.images import read_image, write_nifti
+from voxflow.io.layouts.ms import read_cohort
+from voxflow.phantoms.brain import BrainPhantomConfig, make_brain
+from voxflow.phantoms.ms import make_ms_subject, write_isbi2015
+from voxflow.preprocess.crop import foreground
+from voxflow.studies import ms
+
+CHANNELS = ["flair", "mprage", "pd", "t2"]
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """Six phantom subjects at 6 mm, preprocessed."""
+    root = tmp_path_factory.mktemp("ms")
+    for i in range(1, 7):
+        brain = make_brain(f"sub-{i:03d}", 5, BrainPhantomConfig(voxel_mm=6.0))
+        write_isbi2015(make_ms_subject(brain, 5), root / "raw", i)
+    dirs = []
+    for case in read_cohort("isbi2015", root / "raw"):
+        ms.preprocess_case(case, root / "pre" / case.case)
+        dirs.append(root / "pre" / case.case)
+    return root, dirs
+
+
+def test_preprocess_crops_and_normalises(cohort):
+    root, dirs = cohort
+    raw = read_image(root / "raw/training/training01/masks/training01_01_mask1.nii", dtype=None)
+    mask = read_image(dirs[0] / "mask.nii.gz", dtype=None)
+    assert all(a <= b for a, b in zip(mask.shape, raw.shape, strict=True))
+    assert mask.data.sum() == raw.data.sum()  # no lesion voxel lost
+    flair = read_image(dirs[0] / "flair.nii.gz")
+    pre = root / "raw/training/training01/preprocessed"
+    raw_fg = [foreground(read_image(pre / f"training01_01_{ch}_pp.nii").data) for ch in CHANNELS]
+    start = np.round(np.linalg.inv(raw.affine) @ mask.affine[:, 3])[:3].astype(int)
+    box = tuple(slice(a, a + n) for a, n in zip(start, flair.shape, strict=True))
+    head = np.logical_or.reduce(raw_fg)[box]  # the head: any channel's foreground
+    assert float(flair.data[head].mean()) == pytest.approx(0, abs=0.05)  # z-scored in the head
+    assert float(flair.data[head].std()) == pytest.approx(1, abs=0.15)
+    # world position of the lesions is unchanged by the crop
+    c_raw = raw.affine @ np.r_[np.argwhere(raw.data).mean(0), 1]
+    c_new = mask.affine @ np.r_[np.argwhere(mask.data).mean(0), 1]
+    assert np.allclose(c_raw, c_new, atol=1e-3)
+
+
+def test_preprocess_refuses_bad_mask(tmp_path, cohort):
+    root, _ = cohort
+    (case,) = [c for c in read_cohort("isbi2015", root / "raw") if c.case == "training02_01"]
+    m = read_image(case.mask, dtype=None)
+    bad = tmp_path / "mask.nii"
+    write_nifti(bad, (m.data * 2).astype(np.uint8), m.affine)
+    with pytest.raises(VoxflowError, match="must be binary"):
+        ms.preprocess_case(ms.MSCase(case.case, case.channels, bad), tmp_path / "out")
+
+
+def test_split_is_seeded_and_complete():
+    cases = [f"c{i:02d}" for i in range(21)]
+    a = ms.make_split(cases, 42, {"train": 0.8, "val": 0.1, "test": 0.1})
+    assert a.equals(ms.make_split(cases[::-1], 42, {"train": 0.8, "val": 0.1, "test": 0.1}))
+    assert a["split"].value_counts().to_dict() == {"train": 17, "test": 2, "val": 2}
+    assert not a.equals(ms.make_split(cases, 43, {"train": 0.8, "val": 0.1, "test": 0.1}))
+    with pytest.raises(VoxflowError, match="at least 3"):
+        ms.make_split(["a", "b"], 1, {"train": 0.8, "val": 0.1, "test": 0.1})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["resunet3d", "unet3d"])
+def test_train_and_evaluate_smoke(cohort, tmp_path, model):
+    _, dirs = cohort
+    cfg = {
+        "augment": {"flip": 0.5, "noise": 0.5},
+        "patch_size": 16,
+        "samples_per_volume": 2,
+        "batch_size": 2,
+        "model": {"base_filters": 4, "depth": 2, "dropout": 0.1},
+        "train": {"epochs": 2, "lr": 1e-3, "patience": 0},
+        "patch_overlap": 4,
+        "threshold": 0.5,
+    }
+    res = ms.train_model(model, ms.MULTI, CHANNELS, dirs[:4], dirs[4:5], tmp_path, cfg, 1, "cpu", 1)
+    assert Path(res.model_path).is_file() and len(res.history) == 2
+    df, preds = ms.evaluate_model(model, ms.MULTI, CHANNELS, res.model_path, dirs[5:], cfg, "cpu")
+    assert list(df.columns) == ["model", "channel", "case", "dsc", "iou", "hd95_mm", "lesion_f1"]
+    assert 0 <= df["dsc"].iloc[0] <= 1
+    prob = preds[dirs[5].name]
+    assert prob.shape == read_image(dirs[5] / "mask.nii.gz").shape
+    assert 0 <= prob.min() and prob.max() <= 1
+
+
+def test_threshold_baseline_and_summary(cohort):
+    _, dirs = cohort
+    base = ms.threshold_baseline(dirs[:4], dirs[4:], "flair")
+    assert base["model"].unique().tolist() == ["threshold"] and len(base) == 2
+    assert base["dsc"].mean() > 0.3  # FLAIR lesions are hyperintense
+    per_case = pd.concat([base, base.assign(model="x", dsc=0.0, hd95_mm=float("inf"))])
+    table = ms.summarize(per_case)
+    assert table["model"].tolist() == ["threshold", "x"]
+    assert table.loc[0, "dsc"] == pytest.approx(base["dsc"].mean())
+    assert table.loc[0, "n_test"] == 2 and table.loc[1, "hd95_mm"] == float("inf")
