@@ -11,11 +11,15 @@ validate(config, "config/schema.yaml")
 
 wildcard_constraints:
     subject=r"sub-[0-9]+",
+    model=r"resunet3d|unet3d",
+    channel=r"flair|mprage|pd|t2|multi",
+    case=r"[A-Za-z0-9_]+",
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/phantom.smk"
 include: "workflow/rules/dicom.smk"
+include: "workflow/rules/ms.smk"
 
 
 rule all:

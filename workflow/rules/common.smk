@@ -1,7 +1,7 @@
 from snakemake.exceptions import WorkflowError
 
 # Studies that have rules in this version: name -> headline outputs.
-STUDY_TARGETS = {}
+STUDY_TARGETS = {"ms": ["results/ms/dsc.tsv"]}
 
 _missing = [s for s in config["studies"] if s not in STUDY_TARGETS]
 if _missing:
@@ -40,3 +40,69 @@ def dicom_folder(wildcards):
             f"'{wildcards.name}'; configured: {sorted(inputs) or 'none'}"
         )
     return inputs[wildcards.name]
+
+
+# ---- study ms -------------------------------------------------------------------------------
+MS_PHANTOM_ROOT = "resources/ms/phantom"
+
+
+def ms_cfg():
+    if "ms" not in config:
+        raise WorkflowError("config has no 'ms' block; copy it from config/config.yaml")
+    return config["ms"]
+
+
+def ms_cases():
+    """Case IDs of the ms cohort (phantom: from config; real data: read from disk)."""
+    cohort = ms_cfg()["cohort"]
+    if not cohort.get("root"):
+        n = ms_cfg()["phantom"]["subjects"]
+        return [f"training{i:02d}_01" for i in range(1, n + 1)]
+    from voxflow.io.layouts.ms import read_cohort
+
+    return [
+        c.case for c in read_cohort(cohort.get("layout", "isbi2015"), cohort["root"])
+    ]
+
+
+def ms_case_files(wildcards):
+    """Raw files of one case (channels and mask), as the layout names them."""
+    cohort = ms_cfg()["cohort"]
+    if not cohort.get("root"):
+        from voxflow.phantoms.ms import isbi2015_paths
+
+        index = int(wildcards.case.removeprefix("training").split("_")[0])
+        paths = isbi2015_paths(MS_PHANTOM_ROOT, index)
+        return [str(paths[k]) for k in (*ms_cfg()["channels"], "mask1")]
+    from voxflow.io.layouts.ms import read_cohort
+
+    for case in read_cohort(cohort.get("layout", "isbi2015"), cohort["root"]):
+        if case.case == wildcards.case:
+            return [str(p) for p in (*case.channels.values(), case.mask)]
+    raise WorkflowError(f"ms: case {wildcards.case} not found under {cohort['root']}")
+
+
+def ms_available_channels():
+    """Configured channels the cohort's layout provides (miccai2008/open_ms_data lack PD)."""
+    layout = ms_cfg()["cohort"].get("layout", "isbi2015")
+    lacking = {"miccai2008": {"pd"}, "open_ms_data": {"pd"}}.get(layout, set())
+    return [c for c in ms_cfg()["channels"] if c not in lacking]
+
+
+def ms_runs():
+    """(model, channel) pairs to train: every model x channel, plus 'multi' if enabled."""
+    channels = ms_available_channels() + (["multi"] if ms_cfg()["multichannel"] else [])
+    return [(m, c) for m in ms_cfg()["models"] for c in channels]
+
+
+def ms_train_settings(channel):
+    """The effective train settings of one channel (base + that channel's overrides)."""
+    return {**ms_cfg()["train"], **ms_cfg()["train_overrides"].get(channel, {})}
+
+
+def ms_preprocessed():
+    return expand(
+        "results/ms/preprocessed/{case}/{file}.nii.gz",
+        case=ms_cases(),
+        file=[*ms_available_channels(), "mask"],
+    )

@@ -1,0 +1,173 @@
+rule ms_phantom:
+    input:
+        expand("resources/brain/sub-0{{index}}/{map}.nii.gz", map=BRAIN_MAPS),
+    output:
+        expand(
+            "resources/ms/phantom/training/training{{index}}/preprocessed/training{{index}}_01_{ch}_pp.nii",
+            ch=["flair", "mprage", "pd", "t2"],
+        ),
+        expand(
+            "resources/ms/phantom/training/training{{index}}/masks/training{{index}}_01_mask{r}.nii",
+            r=[1, 2],
+        ),
+    log:
+        "logs/ms/ms_phantom/{index}.log",
+    wildcard_constraints:
+        index=r"[0-9]{2}",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    params:
+        seed=config["seed"],
+    script:
+        "../scripts/ms_phantom.py"
+
+
+rule ms_preprocess:
+    input:
+        ms_case_files,
+    output:
+        expand(
+            "results/ms/preprocessed/{{case}}/{file}.nii.gz",
+            file=[*ms_available_channels(), "mask"],
+        ),
+    log:
+        "logs/ms/ms_preprocess/{case}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../scripts/ms_preprocess.py"
+
+
+rule ms_split:
+    output:
+        "results/ms/split.tsv",
+    log:
+        "logs/ms/ms_split/all.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cases=lambda wc: ms_cases(),
+        seed=config["seed"],
+        fractions=lambda wc: ms_cfg()["split"],
+    script:
+        "../scripts/ms_split.py"
+
+
+rule ms_train:
+    input:
+        split="results/ms/split.tsv",
+        images=lambda wc: ms_preprocessed(),
+    output:
+        model="results/ms/train/{model}/{channel}/model.pt",
+        history="results/ms/train/{model}/{channel}/history.tsv",
+        curve=report(
+            "results/ms/train/{model}/{channel}/training_curve.png",
+            caption="../report/ms_curve.rst",
+            category="ms",
+            subcategory="training curves",
+        ),
+    log:
+        "logs/ms/ms_train/{model}_{channel}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        cfg=lambda wc: {
+            **{k: v for k, v in ms_cfg().items() if k != "train_overrides"},
+            "train": ms_train_settings(wc.channel),
+        },
+        channels=lambda wc: ms_available_channels(),
+        seed=config["seed"],
+        device=config["device"],
+    script:
+        "../scripts/ms_train.py"
+
+
+rule ms_evaluate:
+    input:
+        split="results/ms/split.tsv",
+        model="results/ms/train/{model}/{channel}/model.pt",
+        images=lambda wc: ms_preprocessed(),
+    output:
+        table="results/ms/eval/{model}/{channel}.tsv",
+        overlay=report(
+            "results/ms/eval/{model}/{channel}_overlay.png",
+            caption="../report/ms_overlay.rst",
+            category="ms",
+            subcategory="overlays",
+        ),
+    log:
+        "logs/ms/ms_evaluate/{model}_{channel}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=60,
+    params:
+        cfg=lambda wc: {
+            k: ms_cfg()[k]
+            for k in ("patch_size", "patch_overlap", "threshold", "model")
+        },
+        channels=lambda wc: ms_available_channels(),
+        device=config["device"],
+    script:
+        "../scripts/ms_evaluate.py"
+
+
+rule ms_threshold_baseline:
+    input:
+        split="results/ms/split.tsv",
+        images=lambda wc: ms_preprocessed(),
+    output:
+        "results/ms/eval/threshold/{channel}.tsv",
+    log:
+        "logs/ms/ms_threshold_baseline/{channel}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    script:
+        "../scripts/ms_threshold_baseline.py"
+
+
+rule ms_table:
+    input:
+        runs=lambda wc: [f"results/ms/eval/{m}/{c}.tsv" for m, c in ms_runs()],
+        baselines=lambda wc: expand(
+            "results/ms/eval/threshold/{channel}.tsv", channel=ms_available_channels()
+        ),
+    output:
+        table=report(
+            "results/ms/dsc.tsv", caption="../report/ms_dsc.rst", category="ms"
+        ),
+        per_case="results/ms/per_subject.tsv",
+    log:
+        "logs/ms/ms_table/all.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/ms_table.py"
