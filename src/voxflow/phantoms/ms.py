@@ -7,7 +7,10 @@ the rest subcortical/juxtacortical. Each contrast is the tissue mixture of relat
 (WM = 1) from ../shared/specs/phantom-physics.md §B1, with a per-subject lesion/WM ratio drawn
 from its range, a smooth multiplicative bias field and Rician noise. The lesion mask used to
 build the images is written as the ground truth (``mask1``); ``mask2`` is a second "rater" that
-erodes or dilates some lesions by one voxel.
+erodes or dilates some lesions by one voxel. So that intensity thresholding is not enough (as
+on real scans), lesions vary in strength (35-100 % of the subject's contrast), their borders are
+partial-volumed, and the images carry an unlabelled hyperintense periventricular rim and a mild
+tissue texture.
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ def _frame_from(axis: np.ndarray, g: np.random.Generator) -> np.ndarray:
 
 
 def place_lesions(anat: BrainAnatomy, seed: int, cfg: MSPhantomConfig) -> tuple[np.ndarray, int]:
-    """Boolean lesion mask and the number of lesions placed (all inside WM > 0.5)."""
+    """Lesion label map (0 = none, k = lesion k; all inside WM > 0.5) and the number placed."""
     g = rng(seed, "ms-lesions", anat.subject)
     vox = np.linalg.norm(anat.affine[:3, :3], axis=0)
     wm = anat.wm > 0.5
@@ -106,7 +109,7 @@ def place_lesions(anat: BrainAnatomy, seed: int, cfg: MSPhantomConfig) -> tuple[
         [cfg.periventricular, cfg.infratentorial, 1 - cfg.periventricular - cfg.infratentorial]
     )
     n = int(g.integers(cfg.lesions_min, cfg.lesions_max + 1))
-    mask = np.zeros(wm.shape, bool)
+    labels = np.zeros(wm.shape, np.int16)
     placed = 0
     for _ in range(n):
         kind = kinds[int(g.choice(3, p=probs))]
@@ -132,9 +135,9 @@ def place_lesions(anat: BrainAnatomy, seed: int, cfg: MSPhantomConfig) -> tuple[
         sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
         lesion = inside & wm[sl]
         if lesion.any():
-            mask[sl] |= lesion
             placed += 1
-    return mask, placed
+            labels[sl][lesion] = placed
+    return labels, placed
 
 
 def bias_field(shape: tuple[int, ...], g: np.random.Generator, strength: float) -> np.ndarray:
@@ -149,18 +152,37 @@ def bias_field(shape: tuple[int, ...], g: np.random.Generator, strength: float) 
 def make_ms_subject(anat: BrainAnatomy, seed: int, cfg: MSPhantomConfig | None = None) -> MSSubject:
     """Images for all four channels and the masks; same inputs -> identical arrays."""
     cfg = cfg or MSPhantomConfig()
-    mask, n = place_lesions(anat, seed, cfg)
-    les = mask.astype(np.float32)
-    wm_les = anat.wm * les
+    labels, n = place_lesions(anat, seed, cfg)
+    mask = labels > 0
+    g0 = rng(seed, "ms-lesion-strength", anat.subject)
+    # per-lesion strength: some lesions are faint (a fraction of the subject's lesion contrast)
+    strength = np.r_[0.0, g0.uniform(0.35, 1.0, n)].astype(np.float32)[labels]
+    # partial volume: lesion borders blur into the surrounding tissue (the mask stays exact)
+    frac = ndimage.gaussian_filter(mask.astype(np.float32), 0.6) * (anat.wm > 0.05)
+    frac = np.clip(np.maximum(frac, mask * 0.75), 0, 1)
+    strength = np.maximum(strength, ndimage.grey_dilation(strength, size=3) * (frac > 0))
+    les = frac * anat.wm
+    # confounders a threshold cannot tell from lesions: a thin hyperintense rim around the
+    # ventricles (ependymal "caps", unlabelled) and smooth tissue texture
+    ventricles = (anat.csf > 0.6) & (ndimage.distance_transform_edt(anat.mask) > 4)
+    rim = ndimage.binary_dilation(ventricles, iterations=1) & ~ventricles
+    rim = ndimage.gaussian_filter(rim.astype(np.float32), 0.7) * anat.wm
     images, ratios = {}, {}
     for ch in CHANNELS:
         g = rng(seed, "ms-image", anat.subject, ch)
         c = CONTRASTS[ch]
         ratios[ch] = float(g.uniform(*c["lesion"]))
+        lesion_rel = 1.0 + (ratios[ch] - 1.0) * strength
+        rim_rel = 1.0 + 0.5 * (min(ratios[ch], 2.0) - 1.0)
         rel = (
-            anat.gm * c["gm"] + anat.csf * c["csf"] + (anat.wm - wm_les) * 1.0 + wm_les * ratios[ch]
+            anat.gm * c["gm"]
+            + anat.csf * c["csf"]
+            + (anat.wm - les - rim * (1 - frac))
+            + les * lesion_rel
+            + rim * (1 - frac) * rim_rel
         )
-        signal = cfg.wm_intensity * rel * bias_field(anat.wm.shape, g, cfg.bias)
+        texture = 1.0 + 0.04 * ndimage.gaussian_filter(g.normal(size=rel.shape), 1.5) / 0.1
+        signal = cfg.wm_intensity * rel * texture * bias_field(anat.wm.shape, g, cfg.bias)
         sigma = cfg.wm_intensity / g.uniform(cfg.snr_min, cfg.snr_max)
         noisy = np.hypot(
             signal + g.normal(0, sigma, signal.shape), g.normal(0, sigma, signal.shape)
