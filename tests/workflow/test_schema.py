@@ -62,3 +62,10 @@ def test_study_block_rejects_typo():
     assert any("chanels" in e.message for e in errors)
     assert not list(v.iter_errors({"ms": {"channels": ["flair"], "train": {"epochs": 3}}}))
     assert list(v.iter_errors({"ms": {"train": {"epochz": 3}}}))
+
+
+def test_train_override_has_the_train_keys_without_defaults():
+    train = SCHEMA["definitions"]["train"]["properties"]
+    override = SCHEMA["definitions"]["train_override"]["properties"]
+    assert set(override) == set(train)
+    assert not any("default" in spec for spec in override.values())
