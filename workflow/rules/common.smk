@@ -1,3 +1,5 @@
+import functools
+
 from snakemake.exceptions import WorkflowError
 
 # Studies that have rules in this version: name -> headline outputs.
@@ -52,17 +54,22 @@ def ms_cfg():
     return config["ms"]
 
 
-def ms_cases():
-    """Case IDs of the ms cohort (phantom: from config; real data: read from disk)."""
-    cohort = ms_cfg()["cohort"]
-    if not cohort.get("root"):
-        n = ms_cfg()["phantom"]["subjects"]
-        return [f"training{i:02d}_01" for i in range(1, n + 1)]
+@functools.cache
+def ms_real_cohort():
+    """case ID -> MSCase of the real dataset, read from disk once per Snakemake run."""
     from voxflow.io.layouts.ms import read_cohort
 
-    return [
-        c.case for c in read_cohort(cohort.get("layout", "isbi2015"), cohort["root"])
-    ]
+    cohort = ms_cfg()["cohort"]
+    cases = read_cohort(cohort.get("layout", "isbi2015"), cohort["root"])
+    return {c.case: c for c in cases}
+
+
+def ms_cases():
+    """Case IDs of the ms cohort (phantom: from config; real data: read from disk)."""
+    if not ms_cfg()["cohort"].get("root"):
+        n = ms_cfg()["phantom"]["subjects"]
+        return [f"training{i:02d}_01" for i in range(1, n + 1)]
+    return list(ms_real_cohort())
 
 
 def ms_case_files(wildcards):
@@ -74,12 +81,12 @@ def ms_case_files(wildcards):
         index = int(wildcards.case.removeprefix("training").split("_")[0])
         paths = isbi2015_paths(MS_PHANTOM_ROOT, index)
         return [str(paths[k]) for k in (*ms_cfg()["channels"], "mask1")]
-    from voxflow.io.layouts.ms import read_cohort
-
-    for case in read_cohort(cohort.get("layout", "isbi2015"), cohort["root"]):
-        if case.case == wildcards.case:
-            return [str(p) for p in (*case.channels.values(), case.mask)]
-    raise WorkflowError(f"ms: case {wildcards.case} not found under {cohort['root']}")
+    case = ms_real_cohort().get(wildcards.case)
+    if case is None:
+        raise WorkflowError(
+            f"ms: case {wildcards.case} not found under {cohort['root']}"
+        )
+    return [str(p) for p in (*case.channels.values(), case.mask)]
 
 
 def ms_available_channels():

@@ -71,7 +71,28 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
-class ResidualUNet3D(nn.Module):
+class _UNet(nn.Module):
+    """Encoder blocks (each output kept as a skip), bottleneck, decoder blocks that concatenate
+    the upsampled features with the matching skip, 1x1x1 head. ``pool`` runs between encoder
+    blocks: max pooling for the plain U-Net, identity where blocks downsample themselves."""
+
+    depth: int
+    pool: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_size(x, self.depth)
+        skips = []
+        for block in self.encoder:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for up, dec, skip in zip(self.up, self.decoder, reversed(skips), strict=True):
+            x = dec(torch.cat([up(x), skip], dim=1))
+        return self.head(x)
+
+
+class ResidualUNet3D(_UNet):
     """The paper's Residual 3D U-Net (four encoder blocks, bottleneck, four decoder blocks)."""
 
     def __init__(
@@ -84,6 +105,7 @@ class ResidualUNet3D(nn.Module):
     ) -> None:
         super().__init__()
         self.depth = depth
+        self.pool = nn.Identity()  # encoder blocks 2.. downsample with stride-2 convolutions
         f = [base_filters * 2**i for i in range(depth + 1)]
         self.encoder = nn.ModuleList(
             [FirstBlock(in_channels, f[0], dropout)]
@@ -99,17 +121,6 @@ class ResidualUNet3D(nn.Module):
         )
         self.head = nn.Conv3d(f[0], out_channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_size(x, self.depth)
-        skips = []
-        for block in self.encoder:
-            x = block(x)
-            skips.append(x)
-        x = self.bottleneck(x)
-        for up, dec, skip in zip(self.up, self.decoder, reversed(skips), strict=True):
-            x = dec(torch.cat([up(x), skip], dim=1))
-        return self.head(x)
-
 
 def double_conv_bn(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
@@ -122,7 +133,7 @@ def double_conv_bn(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-class UNet3D(nn.Module):
+class UNet3D(_UNet):
     """Plain 3D U-Net baseline (Cicek et al. 2016)."""
 
     def __init__(
@@ -130,6 +141,7 @@ class UNet3D(nn.Module):
     ) -> None:
         super().__init__()
         self.depth = depth
+        self.pool = nn.MaxPool3d(2)
         f = [base_filters * 2**i for i in range(depth + 1)]
         self.encoder = nn.ModuleList(
             [double_conv_bn(in_channels if i == 0 else f[i - 1], f[i]) for i in range(depth)]
@@ -142,18 +154,6 @@ class UNet3D(nn.Module):
             [double_conv_bn(2 * f[i], f[i]) for i in reversed(range(depth))]
         )
         self.head = nn.Conv3d(f[0], out_channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_size(x, self.depth)
-        skips = []
-        for block in self.encoder:
-            x = block(x)
-            skips.append(x)
-            x = F.max_pool3d(x, 2)
-        x = self.bottleneck(x)
-        for up, dec, skip in zip(self.up, self.decoder, reversed(skips), strict=True):
-            x = dec(torch.cat([up(x), skip], dim=1))
-        return self.head(x)
 
 
 def check_size(x: torch.Tensor, depth: int) -> None:

@@ -195,6 +195,18 @@ def write_brain(anatomy: BrainAnatomy, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
+def read_brain(folder: str | Path) -> BrainAnatomy:
+    """Read a subject written by :func:`write_brain` (the folder name is the subject ID)."""
+    from voxflow.io.images import read_image
+
+    folder = Path(folder)
+    vols = {
+        m: read_image(folder / f"{m}.nii.gz", dtype=None if m == "mask" else np.float32)
+        for m in MAPS
+    }
+    return BrainAnatomy(folder.name, *(vols[m].data for m in MAPS), affine=vols["t1"].affine)
+
+
 def config_from_dict(d: dict) -> BrainPhantomConfig:
     """Build the config from the workflow's ``brain_phantom`` block (unknown keys rejected)."""
     known = set(asdict(BrainPhantomConfig()))
@@ -208,16 +220,13 @@ def config_from_dict(d: dict) -> BrainPhantomConfig:
 
 def qc_table(subject_dirs: list[str | Path]) -> pd.DataFrame:
     """Per-subject tissue volumes (ml), grid and voxel size of written brain phantoms."""
-    from voxflow.io.images import read_image
-
     rows = []
     for d in map(Path, subject_dirs):
-        vols = {m: read_image(d / f"{m}.nii.gz") for m in MAPS}
-        anat = BrainAnatomy(d.name, *(vols[m].data for m in MAPS), affine=vols["t1"].affine)
+        anat = read_brain(d)
         row = {
-            "subject": d.name,
+            "subject": anat.subject,
             "shape": "x".join(map(str, anat.t1.shape)),
-            "voxel_mm": round(vols["t1"].spacing[0], 4),
+            "voxel_mm": round(float(np.linalg.norm(anat.affine[:3, 0])), 4),
         }
         row.update({f"{k}_ml": v for k, v in anat.volumes_ml().items()})
         rows.append(row)

@@ -42,6 +42,11 @@ def _root(root: str | Path, layout: str) -> Path:
     return root
 
 
+def _case_folders(root: Path, pattern: str) -> list[Path]:
+    """Sub-folders of ``root`` whose whole name matches ``pattern``, sorted."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and re.fullmatch(pattern, p.name))
+
+
 def read_isbi2015(root: str | Path) -> list[MSCase]:
     """``training/trainingNN/preprocessed/trainingNN_TT_{flair,mprage,pd,t2}_pp.nii`` + masks."""
     root = _root(root, "isbi2015")
@@ -73,9 +78,7 @@ def read_miccai2008(root: str | Path) -> list[MSCase]:
     root = _root(root, "miccai2008")
     names = {"flair": "FLAIR", "mprage": "T1", "t2": "T2"}
     cases = []
-    for folder in sorted(
-        p for p in root.iterdir() if re.fullmatch(r"(CHB|UNC)_train_Case\d+", p.name)
-    ):
+    for folder in _case_folders(root, r"(CHB|UNC)_train_Case\d+"):
         case = folder.name
         channels = {ch: _need(folder / f"{case}_{n}.nhdr", f"{n} image") for ch, n in names.items()}
         byhand = folder / f"{case}_lesion_byCHB.nhdr"
@@ -95,7 +98,7 @@ def read_open_ms_data(root: str | Path) -> list[MSCase]:
     root = _root(root, "open_ms_data")
     prefixes = {"flair": "FLAIR_", "mprage": "T1_", "t2": "T2_"}
     cases = []
-    for folder in sorted(p for p in root.iterdir() if re.fullmatch(r"patient\d+", p.name)):
+    for folder in _case_folders(root, r"patient\d+"):
         channels = {}
         for ch, prefix in prefixes.items():
             found = sorted(folder.glob(f"{prefix}*.nii.gz"))
