@@ -31,20 +31,42 @@ def main() -> None:
     ap.add_argument("--model", default="resunet3d")
     ap.add_argument("--channel", default="flair")
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--patience", type=int, default=None)
+    ap.add_argument("--voxel-mm", type=float, default=None, help="default: the config's")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an ms setting, e.g. --set patch_size=24 --set train.lr=0.001",
+    )
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/ms-bench"))
     args = ap.parse_args()
     setup_logging()
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg = {**config["ms"], "threshold": 0.5}
     cfg["train"] = {**cfg["train"], "epochs": args.epochs}
-    voxel = config["brain_phantom"]["voxel_mm"]
+    if args.patience is not None:
+        cfg["train"]["patience"] = args.patience
+    for item in args.set:
+        key, value = item.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = cfg
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    voxel = args.voxel_mm or config["brain_phantom"]["voxel_mm"]
     raw, pre = args.workdir / "raw", args.workdir / "pre"
     t0 = time.perf_counter()
     for i in range(1, args.subjects + 1):
+        if (raw / "training" / f"training{i:02d}").is_dir():
+            continue
         brain = make_brain(f"sub-{i:03d}", config["seed"], BrainPhantomConfig(voxel_mm=voxel))
         write_isbi2015(make_ms_subject(brain, config["seed"]), raw, i)
     for case in read_cohort("isbi2015", raw):
-        ms.preprocess_case(case, pre / case.case)
+        if not (pre / case.case).is_dir():
+            ms.preprocess_case(case, pre / case.case)
     t_data = time.perf_counter() - t0
     fractions = cfg.get("split", {"train": 0.8, "val": 0.1, "test": 0.1})
     split = ms.make_split(sorted(p.name for p in pre.iterdir()), config["seed"], fractions)
@@ -63,7 +85,7 @@ def main() -> None:
         cfg,
         config["seed"],
         "cpu",
-        2,
+        args.threads,
     )
     t_train = time.perf_counter() - t0
     net, _ = ms.evaluate_model(

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 from dicom_factory import PHI, rotation, write_series
 from scipy import ndimage
+from shared_data import DICOM as DATA
+from shared_data import needs
 
 from voxflow.errors import VoxflowError
 from voxflow.io.dicom import dicom_to_nifti, group_series, plane_name, scan_folder
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "dicom"
 D2N = DATA / "dicom2nifti"
 NIH = DATA / "dcm_qa_nih"
-# CI always has ../shared beside the checkout: there a missing folder fails instead of skipping
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir() and not os.environ.get("CI"), reason="../shared/data/dicom not present"
-)
+needs_data = needs(DATA)
 
 
 def canonical(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

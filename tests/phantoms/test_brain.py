@@ -6,9 +6,12 @@ from voxflow.io.images import read_image
 from voxflow.phantoms.brain import (
     BrainPhantomConfig,
     config_from_dict,
+    load_template,
     make_brain,
     qc_table,
+    read_template,
     write_brain,
+    write_template,
 )
 
 
@@ -71,3 +74,19 @@ def test_bad_config():
         config_from_dict({"voxle_mm": 2})
     with pytest.raises(VoxflowError, match="deformation_spacing_mm"):
         BrainPhantomConfig(voxel_mm=8, deformation_spacing_mm=10)
+
+
+def test_template_file_gives_identical_subjects(tmp_path):
+    """brain_phantom jobs read the pre-filtered template from a file: same arrays as building it."""
+    cfg = BrainPhantomConfig(voxel_mm=6.0)
+    path = write_template(load_template(6.0), tmp_path / "template.npz")
+    template = read_template(path)
+    a, b = make_brain("sub-003", 7, cfg), make_brain("sub-003", 7, cfg, template)
+    for name in ("t1", "gm", "wm", "csf", "mask"):
+        assert np.array_equal(getattr(a, name), getattr(b, name))
+    assert np.array_equal(a.affine, b.affine)
+    with pytest.raises(VoxflowError, match="template is for 6.0 mm"):
+        make_brain("sub-003", 7, BrainPhantomConfig(voxel_mm=4.0), template)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(VoxflowError, match="bad.npz: not a brain template"):
+        read_template(tmp_path / "bad.npz")

@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shared_data import OPEN_MS, needs
 
 from voxflow.errors import VoxflowError
 from voxflow.io.images import read_image, write_nifti
@@ -13,6 +14,16 @@ from voxflow.preprocess.crop import foreground
 from voxflow.studies import ms
 
 CHANNELS = ["flair", "mprage", "pd", "t2"]
+TINY = {
+    "augment": {"flip": 0.5, "noise": 0.5},
+    "patch_size": 16,
+    "samples_per_volume": 2,
+    "batch_size": 2,
+    "model": {"base_filters": 4, "depth": 2, "dropout": 0.1},
+    "train": {"epochs": 2, "lr": 1e-3, "patience": 0},
+    "patch_overlap": 4,
+    "threshold": 0.5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +84,7 @@ def test_split_is_seeded_and_complete():
 @pytest.mark.parametrize("model", ["resunet3d", "unet3d"])
 def test_train_and_evaluate_smoke(cohort, tmp_path, model):
     _, dirs = cohort
-    cfg = {
-        "augment": {"flip": 0.5, "noise": 0.5},
-        "patch_size": 16,
-        "samples_per_volume": 2,
-        "batch_size": 2,
-        "model": {"base_filters": 4, "depth": 2, "dropout": 0.1},
-        "train": {"epochs": 2, "lr": 1e-3, "patience": 0},
-        "patch_overlap": 4,
-        "threshold": 0.5,
-    }
+    cfg = TINY
     res = ms.train_model(model, ms.MULTI, CHANNELS, dirs[:4], dirs[4:5], tmp_path, cfg, 1, "cpu", 1)
     assert Path(res.model_path).is_file() and len(res.history) == 2
     df, preds = ms.evaluate_model(model, ms.MULTI, CHANNELS, res.model_path, dirs[5:], cfg, "cpu")
@@ -91,6 +93,38 @@ def test_train_and_evaluate_smoke(cohort, tmp_path, model):
     prob = preds[dirs[5].name]
     assert prob.shape == read_image(dirs[5] / "mask.nii.gz").shape
     assert 0 <= prob.min() and prob.max() <= 1
+
+
+@pytest.mark.slow
+@needs(OPEN_MS)
+def test_open_ms_data_patient26_inference(cohort, tmp_path):
+    """The real open_ms_data layout goes through the same preprocessing (resampled to the
+    model's 6 mm) and sliding-window inference as the phantoms, with a phantom-trained model."""
+    _, dirs = cohort
+    (case,) = read_cohort("open_ms_data", OPEN_MS)
+    assert {"flair", "mprage", "t2"} <= set(case.channels)
+    out = tmp_path / "pre" / case.case
+    paths = ms.preprocess_case(case, out, spacing_mm=6.0)
+    mask = read_image(paths["mask"], dtype=None)
+    assert mask.spacing == pytest.approx((6.0, 6.0, 6.0))
+    assert 0 < mask.data.sum() and set(np.unique(mask.data)) <= {0, 1}
+    flair = read_image(paths["flair"])
+    assert flair.shape == mask.shape and np.isfinite(flair.data).all()
+    # world geometry kept: the lesion centroid moves by less than a voxel
+    real = read_image(case.mask, dtype=None)
+    c_real = real.affine @ np.r_[np.argwhere(real.data > 0).mean(0), 1]
+    c_new = mask.affine @ np.r_[np.argwhere(mask.data).mean(0), 1]
+    assert np.linalg.norm(c_real - c_new) < 6.0
+
+    res = ms.train_model(
+        "resunet3d", "flair", CHANNELS, dirs[:4], dirs[4:5], tmp_path / "m", TINY, 1, "cpu", 1
+    )
+    df, preds = ms.evaluate_model(
+        "resunet3d", "flair", CHANNELS, res.model_path, [out], TINY, "cpu"
+    )
+    assert df["case"].tolist() == ["patient26"] and 0 <= df["dsc"].iloc[0] <= 1
+    prob = preds["patient26"]
+    assert prob.shape == mask.shape and 0 <= prob.min() and prob.max() <= 1
 
 
 def test_threshold_baseline_and_summary(cohort):

@@ -201,3 +201,43 @@ def test_empty_loader_and_config_errors(tmp_path):
         TrainConfig(grad_clip_mode="norm")
     with pytest.raises(VoxflowError, match="load_weights|not found"):
         load_weights(nn.Linear(3, 1), tmp_path / "none.pt")
+
+
+def test_poly_lr_schedule_decays_per_epoch(tmp_path):
+    res = _trainer(tmp_path, epochs=4, lr_schedule="poly").fit(_data(), _data(seed=1))
+    expected = [0.05 * (1 - e / 4) ** 0.9 for e in range(4)]
+    assert res.history["lr"].tolist() == pytest.approx(expected)
+    const = _trainer(tmp_path / "c", epochs=2).fit(_data(), _data(seed=1))
+    assert const.history["lr"].tolist() == [0.05, 0.05]
+    with pytest.raises(VoxflowError, match="lr_schedule"):
+        TrainConfig(lr_schedule="cosine")
+
+
+class _Conv3dNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(1, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.is_contiguous(memory_format=self.expected)
+        return self.conv(x).mean((1, 2, 3, 4))[:, None]
+
+
+@pytest.mark.parametrize(
+    ("memory_format", "layout"),
+    [("auto", torch.channels_last_3d), ("contiguous", torch.contiguous_format)],
+)
+def test_memory_format_of_3d_models(tmp_path, memory_format, layout):
+    """On CPU, auto trains 3D models in NDHWC (weights and inputs); contiguous keeps NCDHW."""
+    _Conv3dNet.expected = layout
+    data = [(torch.randn(2, 1, 4, 4, 4), torch.zeros(2, 1))]
+    t = Trainer(
+        _Conv3dNet,
+        nn.MSELoss(),
+        TrainConfig(epochs=1, device="cpu", memory_format=memory_format),
+        tmp_path,
+    )
+    assert t.model.conv.weight.is_contiguous(memory_format=layout)
+    t.fit(data, data)  # the model asserts the input layout
+    with pytest.raises(VoxflowError, match="memory_format"):
+        TrainConfig(memory_format="nhwc")

@@ -1,7 +1,8 @@
 """Every rule's conda env exists, parses, pins versions, and carries what its script imports.
 
 Imports are followed through the voxflow library (every import statement in a reached module,
-also those inside functions), so a rule script that reaches torch needs pytorch in its env.
+also those inside functions, and ``find_spec("pkg")`` lookups of data-only packages), so a rule
+script that reaches torch needs pytorch in its env.
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ def third_party_imports(script: Path) -> set[str]:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif (  # find_spec("pkg"): a package used for its data files, not imported
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", getattr(node.func, "id", None)) == "find_spec"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                names = [str(node.args[0].value)]
             for name in names:
                 local = _module_file(name)
                 if local:

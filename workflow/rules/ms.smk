@@ -42,6 +42,8 @@ rule ms_preprocess:
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        spacing_mm=lambda wc: ms_cfg()["spacing_mm"],
     script:
         "../scripts/ms_preprocess.py"
 
@@ -82,7 +84,7 @@ rule ms_train:
         "logs/ms/ms_train/{model}_{channel}.log",
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: config["train_threads"]
     resources:
         gpu=1,
         mem_mb=8000,
@@ -116,7 +118,7 @@ rule ms_evaluate:
         "logs/ms/ms_evaluate/{model}_{channel}.log",
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: config["train_threads"]
     resources:
         gpu=1,
         mem_mb=8000,

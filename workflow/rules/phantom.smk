@@ -1,4 +1,23 @@
+rule brain_template:
+    output:
+        "resources/brain/template.npz",
+    log:
+        "logs/brain/brain_template/all.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    params:
+        voxel_mm=config["brain_phantom"]["voxel_mm"],
+    script:
+        "../scripts/brain_template.py"
+
+
 rule brain_phantom:
+    input:
+        "resources/brain/template.npz",
     output:
         expand("resources/brain/{{subject}}/{map}.nii.gz", map=BRAIN_MAPS),
     log:

@@ -14,5 +14,6 @@ with rule_logging(snakemake.log[0]) as log:
     *images, mask = map(Path, snakemake.input)
     channels = [Path(p).name.removesuffix(".nii.gz") for p in snakemake.output[:-1]]
     case = MSCase(snakemake.wildcards.case, dict(zip(channels, images, strict=True)), mask)
-    paths = preprocess_case(case, Path(snakemake.output[0]).parent)
+    out_dir = Path(snakemake.output[0]).parent
+    paths = preprocess_case(case, out_dir, spacing_mm=snakemake.params.spacing_mm)
     log.info("%s: wrote %s", case.case, sorted(paths))

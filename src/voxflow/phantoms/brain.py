@@ -10,6 +10,7 @@ See ../shared/specs/phantom-physics.md ("Common anatomy").
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -19,7 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from voxflow.errors import VoxflowError
+from voxflow.errors import VoxflowError, input_error
+from voxflow.io.atomic import write_bytes_atomic
 from voxflow.io.images import write_nifti
 from voxflow.seeding import rng
 
@@ -71,18 +73,43 @@ class BrainAnatomy:
         return out
 
 
+MNI152_FILES = {
+    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
+    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
+}
+
+
+def mni152_folder() -> Path:
+    """nilearn's packaged data folder, found without importing nilearn (a slow import)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise VoxflowError(
+            "nilearn is not installed; it ships the MNI152 templates (pip install nilearn)"
+        )
+    folder = Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+    missing = [f for f in MNI152_FILES.values() if not (folder / f).is_file()]
+    if missing:
+        raise VoxflowError(
+            f"{folder}: MNI152 template file(s) {missing} missing; reinstall nilearn"
+        )
+    return folder
+
+
 @lru_cache(maxsize=1)
 def _template() -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """MNI152 2009a T1/GM/WM/mask at 1 mm from nilearn's package data (no download)."""
-    from nilearn import datasets
+    """MNI152 2009a T1/GM/WM/mask at 1 mm from nilearn's package data (no download), as
+    nilearn's ``load_mni152_*`` give them: each map scaled to a maximum of 1, the brain mask
+    T1 > 0.2."""
+    import nibabel as nib
 
-    imgs = {
-        "t1": datasets.load_mni152_template(resolution=1),
-        "gm": datasets.load_mni152_gm_template(resolution=1),
-        "wm": datasets.load_mni152_wm_template(resolution=1),
-        "mask": datasets.load_mni152_brain_mask(resolution=1),
-    }
+    folder = mni152_folder()
+    imgs = {k: nib.load(folder / f) for k, f in MNI152_FILES.items()}
     maps = {k: np.asarray(v.get_fdata(), dtype=np.float32) for k, v in imgs.items()}
+    maps = {k: v / v.max() for k, v in maps.items()}
+    maps["mask"] = (maps["t1"] > 0.2).astype(np.float32)
     gm, wm = maps["gm"], maps["wm"]
     total = gm + wm
     over = total > 1.0
@@ -95,22 +122,58 @@ def _template() -> tuple[dict[str, np.ndarray], np.ndarray]:
     return maps, np.asarray(imgs["t1"].affine, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class Template:
+    """The MNI152 maps at 1 mm, pre-filtered for ``voxel_mm`` (FWHM = voxel, partial-volume
+    averaging), their affine and the world box (mm, 2x3: low, high) of the brain mask."""
+
+    maps: dict[str, np.ndarray]
+    affine: np.ndarray
+    voxel_mm: float
+    box_mm: np.ndarray
+
+
 @lru_cache(maxsize=4)
-def _filtered_template(voxel_mm: float) -> dict[str, np.ndarray]:
-    """Template maps pre-filtered for partial-volume averaging at ``voxel_mm`` (FWHM = voxel)."""
-    maps, _ = _template()
-    sigma = 0.4247 * float(np.sqrt(max(voxel_mm**2 - 1.0, 0.0)))
-    if sigma < 0.1:
-        return maps
-    return {k: ndimage.gaussian_filter(v, sigma, mode="constant") for k, v in maps.items()}
-
-
-def output_grid(cfg: BrainPhantomConfig) -> tuple[tuple[int, int, int], np.ndarray]:
-    """Shape and RAS affine of the subject grid: the template brain's box plus a margin."""
+def load_template(voxel_mm: float) -> Template:
+    """Build the template for ``voxel_mm`` from nilearn's MNI152 files (a few seconds)."""
     maps, taff = _template()
     idx = np.argwhere(maps["mask"] > 0)
-    lo = taff[:3, :3] @ idx.min(axis=0) + taff[:3, 3] - cfg.margin_mm
-    hi = taff[:3, :3] @ idx.max(axis=0) + taff[:3, 3] + cfg.margin_mm
+    box = np.stack([taff[:3, :3] @ idx.min(axis=0), taff[:3, :3] @ idx.max(axis=0)]) + taff[:3, 3]
+    sigma = 0.4247 * float(np.sqrt(max(voxel_mm**2 - 1.0, 0.0)))
+    if sigma >= 0.1:
+        maps = {k: ndimage.gaussian_filter(v, sigma, mode="constant") for k, v in maps.items()}
+    return Template(maps, taff, float(voxel_mm), box)
+
+
+def write_template(template: Template, path: str | Path) -> Path:
+    """Save a template (uncompressed .npz, read back in a fraction of a second)."""
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        affine=template.affine,
+        voxel_mm=template.voxel_mm,
+        box_mm=template.box_mm,
+        **{f"map_{k}": v for k, v in template.maps.items()},
+    )
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def read_template(path: str | Path) -> Template:
+    """Read a template written by :func:`write_template`."""
+    try:
+        with np.load(path) as z:
+            maps = {k[4:]: z[k] for k in z.files if k.startswith("map_")}
+            return Template(maps, z["affine"], float(z["voxel_mm"]), z["box_mm"])
+    except (OSError, KeyError, ValueError) as err:
+        raise input_error(path, f"not a brain template ({err})", "Delete it and rerun") from err
+
+
+def output_grid(
+    cfg: BrainPhantomConfig, template: Template | None = None
+) -> tuple[tuple[int, int, int], np.ndarray]:
+    """Shape and RAS affine of the subject grid: the template brain's box plus a margin."""
+    box = (template or load_template(cfg.voxel_mm)).box_mm
+    lo, hi = box[0] - cfg.margin_mm, box[1] + cfg.margin_mm
     shape = tuple(int(np.ceil((h - lo_) / cfg.voxel_mm)) + 1 for lo_, h in zip(lo, hi, strict=True))
     affine = np.diag([cfg.voxel_mm] * 3 + [1.0])
     affine[:3, 3] = lo
@@ -141,12 +204,20 @@ def subject_transform(
     return {"matrix": matrix, "shift": shift, "ctrl": ctrl}
 
 
-def make_brain(subject: str, seed: int, cfg: BrainPhantomConfig | None = None) -> BrainAnatomy:
-    """Generate one subject's anatomy. Same (subject, seed, cfg) -> identical arrays."""
+def make_brain(
+    subject: str, seed: int, cfg: BrainPhantomConfig | None = None, template: Template | None = None
+) -> BrainAnatomy:
+    """Generate one subject's anatomy. Same (subject, seed, cfg) -> identical arrays, whether
+    the template is built here or read from a file (:func:`write_template`)."""
     cfg = cfg or BrainPhantomConfig()
-    maps = _filtered_template(cfg.voxel_mm)
-    _, taff = _template()
-    shape, affine = output_grid(cfg)
+    template = template or load_template(cfg.voxel_mm)
+    if not np.isclose(template.voxel_mm, cfg.voxel_mm):
+        raise VoxflowError(
+            f"brain template is for {template.voxel_mm} mm, the phantom asks {cfg.voxel_mm} mm; "
+            "rebuild the template"
+        )
+    maps, taff = template.maps, template.affine
+    shape, affine = output_grid(cfg, template)
     tf = subject_transform(subject, seed, cfg, shape)
 
     ijk = np.indices(shape, dtype=np.float32).reshape(3, -1)

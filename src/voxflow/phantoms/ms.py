@@ -8,9 +8,9 @@ the rest subcortical/juxtacortical. Each contrast is the tissue mixture of relat
 from its range, a smooth multiplicative bias field and Rician noise. The lesion mask used to
 build the images is written as the ground truth (``mask1``); ``mask2`` is a second "rater" that
 erodes or dilates some lesions by one voxel. So that intensity thresholding is not enough (as
-on real scans), lesions vary in strength (35-100 % of the subject's contrast), their borders are
-partial-volumed, and the images carry an unlabelled hyperintense periventricular rim and a mild
-tissue texture.
+on real scans), lesions vary in contrast (between the weak end of the channel's range and the
+subject's ratio), their borders are partial-volumed, and the images carry an unlabelled
+hyperintense periventricular rim and a mild tissue texture.
 """
 
 from __future__ import annotations
@@ -155,8 +155,9 @@ def make_ms_subject(anat: BrainAnatomy, seed: int, cfg: MSPhantomConfig | None =
     labels, n = place_lesions(anat, seed, cfg)
     mask = labels > 0
     g0 = rng(seed, "ms-lesion-strength", anat.subject)
-    # per-lesion strength: some lesions are faint (a fraction of the subject's lesion contrast)
-    strength = np.r_[0.0, g0.uniform(0.35, 1.0, n)].astype(np.float32)[labels]
+    # per-lesion strength s: a lesion's ratio lies between the weak end of the channel's range
+    # (s = 0) and the subject's ratio (s = 1), so every lesion stays within §B1's range
+    strength = np.r_[0.0, g0.uniform(0.0, 1.0, n)].astype(np.float32)[labels]
     # partial volume: lesion borders blur into the surrounding tissue (the mask stays exact)
     frac = ndimage.gaussian_filter(mask.astype(np.float32), 0.6) * (anat.wm > 0.05)
     frac = np.clip(np.maximum(frac, mask * 0.75), 0, 1)
@@ -172,8 +173,9 @@ def make_ms_subject(anat: BrainAnatomy, seed: int, cfg: MSPhantomConfig | None =
         g = rng(seed, "ms-image", anat.subject, ch)
         c = CONTRASTS[ch]
         ratios[ch] = float(g.uniform(*c["lesion"]))
-        lesion_rel = 1.0 + (ratios[ch] - 1.0) * strength
-        rim_rel = 1.0 + 0.5 * (min(ratios[ch], 2.0) - 1.0)
+        weak = min(c["lesion"], key=lambda r: abs(r - 1.0))  # the range's end nearest WM
+        lesion_rel = np.where(les > 0, weak + (ratios[ch] - weak) * strength, 1.0)
+        rim_rel = 1.0 + 0.6 * (ratios[ch] - 1.0)  # ependymal caps: as bright as many lesions
         rel = (
             anat.gm * c["gm"]
             + anat.csf * c["csf"]

@@ -1,9 +1,10 @@
 """The one training loop for every study.
 
-Device selection, per-epoch seeding, optional AMP, train/val over any iterable of batches, early
-stopping (patience, min-delta) on a monitored value, best and last checkpoints every epoch, resume
-from the last checkpoint after a kill, gradient clipping, weight decay, a log line per epoch, a
-history TSV and a training-curve PNG.
+Device selection, per-epoch seeding, a constant or polynomially decaying learning rate,
+optional AMP, train/val over any iterable of batches, early stopping (patience, min-delta) on a
+monitored value, best and last checkpoints every epoch, resume from the last checkpoint after a
+kill, gradient clipping, weight decay, a log line per epoch, a history TSV and a training-curve
+PNG.
 
 Files in ``out_dir``: ``checkpoint_last.pt`` and ``checkpoint_best.pt`` while training; at the end
 ``model.pt`` (best weights, a state dict), ``history.tsv`` and ``training_curve.png``, each written
@@ -36,7 +37,7 @@ from voxflow.train.device import configure_determinism, seed_everything, select_
 log = logging.getLogger(__name__)
 
 # Config fields that may change between a killed run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "device", "threads"}
+RESUMABLE_CHANGES = {"epochs", "device", "threads", "memory_format"}
 
 
 @dataclass
@@ -45,6 +46,7 @@ class TrainConfig:
 
     epochs: int = 100
     lr: float = 1e-4
+    lr_schedule: str = "constant"
     optimizer: str = "adam"
     weight_decay: float = 0.0
     patience: int = 5
@@ -52,6 +54,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     grad_clip_mode: str = "global_norm"
     amp: str = "off"
+    memory_format: str = "auto"
     seed: int = 0
     device: str = "auto"
     threads: int = 0
@@ -66,6 +69,13 @@ class TrainConfig:
             )
         if self.amp not in ("off", "fp16", "bf16"):
             raise VoxflowError(f"train.amp: '{self.amp}' not one of off, fp16, bf16")
+        if self.lr_schedule not in ("constant", "poly"):
+            raise VoxflowError(f"train.lr_schedule: '{self.lr_schedule}' not one of constant, poly")
+        if self.memory_format not in ("auto", "channels_last", "contiguous"):
+            raise VoxflowError(
+                f"train.memory_format: '{self.memory_format}' not one of "
+                "auto, channels_last, contiguous"
+            )
         if self.epochs < 1:
             raise VoxflowError(f"train.epochs: {self.epochs} must be >= 1")
 
@@ -165,6 +175,13 @@ class Trainer:
                 )
         seed_everything(derive_seed(cfg.seed, "init"))
         self.model = model_fn().to(self.device)
+        # NDHWC for 3D convolutions: faster with oneDNN on CPU and with cuDNN under AMP
+        self.channels_last = (
+            cfg.memory_format == "channels_last"
+            or (cfg.memory_format == "auto" and (self.device.type == "cpu" or cfg.amp != "off"))
+        ) and any(p.dim() == 5 for p in self.model.parameters())
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last_3d)
         self.loss_fn = loss_fn.to(self.device)
         self.optimizer = self._make_optimizer()
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
@@ -192,7 +209,18 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _to_device(self, batch: Any) -> list[torch.Tensor]:
-        return [t.to(self.device, non_blocking=True) for t in self.batch_fn(batch)]
+        tensors = [t.to(self.device, non_blocking=True) for t in self.batch_fn(batch)]
+        if self.channels_last and tensors[0].dim() == 5:
+            tensors[0] = tensors[0].contiguous(memory_format=torch.channels_last_3d)
+        return tensors
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (1-based): constant, or nnU-Net's polynomial decay
+        lr * (1 - (epoch - 1) / epochs) ** 0.9."""
+        c = self.cfg
+        if c.lr_schedule == "constant":
+            return c.lr
+        return c.lr * (1 - (epoch - 1) / c.epochs) ** 0.9
 
     def _clip(self) -> None:
         c = self.cfg
@@ -324,6 +352,8 @@ class Trainer:
             if stopped_early:
                 break
             seed_everything(derive_seed(cfg.seed, "epoch", epoch))
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr_at(epoch)
             t0 = time.perf_counter()
             train_loss, n = self.train_epoch(train_loader)
             t_train = time.perf_counter() - t0

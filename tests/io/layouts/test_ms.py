@@ -1,17 +1,13 @@
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from shared_data import OPEN_MS, needs
 
 from voxflow.errors import VoxflowError
 from voxflow.io.images import read_image
 from voxflow.io.layouts.ms import read_cohort
 from voxflow.phantoms.brain import BrainPhantomConfig, make_brain
 from voxflow.phantoms.ms import make_ms_subject, write_isbi2015
-
-OPEN_MS = Path(__file__).resolve().parents[4] / "shared" / "data" / "ms" / "open_ms_data"
 
 
 def test_isbi2015_reads_phantom_cohort(tmp_path):
@@ -29,7 +25,7 @@ def test_isbi2015_reads_phantom_cohort(tmp_path):
         read_cohort("isbi2015", tmp_path)
 
 
-@pytest.mark.skipif(not OPEN_MS.is_dir() and not os.environ.get("CI"), reason="no shared data")
+@needs(OPEN_MS)
 def test_open_ms_data_real_patient():
     (case,) = read_cohort("open_ms_data", OPEN_MS)
     assert case.case == "patient26" and set(case.channels) == {"flair", "mprage", "t2"}

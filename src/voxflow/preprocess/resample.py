@@ -1,0 +1,59 @@
+"""Resample volumes to a target voxel size, keeping the field of view's centre and orientation.
+
+As nnU-Net does, a model trained at one spacing sees data at that spacing: cohorts at another
+resolution (0.5 mm MICCAI 2008, 1 mm open_ms_data, 3 mm demo phantoms) are resampled before
+training or inference. Images use linear interpolation; label maps are resampled as fractions
+and thresholded at 0.5, so they stay binary without the blockiness of nearest neighbour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from voxflow.errors import VoxflowError
+from voxflow.io.images import Volume
+
+
+def resampled_grid(
+    shape: Sequence[int], affine: np.ndarray, spacing: Sequence[float]
+) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """The grid of voxel size ``spacing`` over (about) the same extent, centred on the same
+    point: its shape and affine, and the scale and offset mapping new indices to old ones
+    (old = scale * new + offset)."""
+    old = np.linalg.norm(affine[:3, :3], axis=0)
+    new = np.asarray(spacing, float)
+    if new.shape != (3,) or np.any(new <= 0):
+        raise VoxflowError(f"target spacing must be 3 positive values (mm), got {spacing}")
+    shape3 = np.asarray(shape[:3], float)
+    new_shape = np.maximum(np.round(shape3 * old / new), 1)
+    scale = new / old
+    offset = (shape3 - 1) / 2 - scale * (new_shape - 1) / 2
+    index_map = np.eye(4)
+    index_map[:3, :3] = np.diag(scale)
+    index_map[:3, 3] = offset
+    return tuple(int(n) for n in new_shape), affine @ index_map, scale, offset
+
+
+def resample(vol: Volume, spacing: float | Sequence[float], label: bool = False) -> Volume:
+    """``vol`` on a grid of voxel size ``spacing`` (mm); unchanged if already there.
+    ``label=True`` treats ``vol`` as a binary mask (nonzero = 1)."""
+    spacing = (float(spacing),) * 3 if np.isscalar(spacing) else tuple(map(float, spacing))
+    if np.allclose(vol.spacing[:3], spacing, atol=1e-3):
+        return vol
+    shape, affine, scale, offset = resampled_grid(vol.shape, vol.affine, spacing)
+    data = (vol.data > 0) if label else vol.data
+    data = data.astype(np.float32)
+    out = ndimage.affine_transform(
+        data,
+        scale,
+        offset=offset,
+        output_shape=shape,
+        order=1,
+        mode="nearest",
+    )
+    if label:
+        out = (out >= 0.5).astype(vol.data.dtype)
+    return Volume(out, affine, vol.path)
