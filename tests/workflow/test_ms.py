@@ -14,7 +14,7 @@ TINY_MS = {
     "ms": {
         "cohort": {"layout": "isbi2015", "root": ""},
         "phantom": {"subjects": 5},
-        "channels": ["flair", "t2"],
+        "channels": ["flair", "mprage"],
         "models": ["resunet3d"],
         "multichannel": True,
         "patch_size": 16,
@@ -24,7 +24,7 @@ TINY_MS = {
         "model": {"base_filters": 4, "depth": 2, "dropout": 0.1},
         "augment": {"flip": 0.5, "noise": 0.2},
         "train": {"epochs": 2, "lr": 3.0e-3, "patience": 0},
-        "train_overrides": {"t2": {"epochs": 1}},
+        "train_overrides": {"mprage": {"epochs": 1}},
     },
 }
 
@@ -46,20 +46,20 @@ def test_ms_dag_table_rerun_and_per_channel_invalidation(snakemake, workdir):
     rows = set(zip(table["model"], table["channel"], strict=True))
     assert rows == {
         ("resunet3d", "flair"),
-        ("resunet3d", "t2"),
+        ("resunet3d", "mprage"),
         ("resunet3d", "multi"),
         ("threshold", "flair"),
-        ("threshold", "t2"),
+        ("threshold", "mprage"),
     }
     assert (table["n_test"] == 1).all() and table["dsc"].between(0, 1).all()
     layout = workdir / "resources/ms/phantom/training/training03"
     assert (layout / "preprocessed/training03_01_pd_pp.nii").is_file()
     assert (layout / "masks/training03_01_mask2.nii").is_file()
-    hist = pd.read_csv(workdir / "results/ms/train/resunet3d/t2/history.tsv", sep="\t")
-    assert len(hist) == 1  # the t2 override
+    hist = pd.read_csv(workdir / "results/ms/train/resunet3d/mprage/history.tsv", sep="\t")
+    assert len(hist) == 1  # the mprage override
     assert "Nothing to be done" in snakemake(workdir, "-n").stdout
     changed = copy.deepcopy(TINY_MS)
-    changed["ms"]["train_overrides"]["t2"]["epochs"] = 2
+    changed["ms"]["train_overrides"]["mprage"]["epochs"] = 2
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
     plan = snakemake(workdir, "-n").stdout
-    assert "channel=t2" in plan and "channel=flair" not in plan and "channel=multi" not in plan
+    assert "channel=mprage" in plan and "channel=flair" not in plan and "channel=multi" not in plan
