@@ -19,28 +19,14 @@ from pathlib import Path
 
 import torch
 import yaml
+from _ms_cohort import demo_cohort
 
 from voxflow.augment import build_augmentation, patch_queue
-from voxflow.io.layouts.ms import read_cohort
 from voxflow.logs import setup_logging
-from voxflow.phantoms.brain import BrainPhantomConfig, make_brain
-from voxflow.phantoms.ms import make_ms_subject, write_isbi2015
 from voxflow.studies import ms
 from voxflow.train.losses import BCEDiceLoss
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _cohort(workdir: Path, n: int, seed: int, voxel: float) -> list[Path]:
-    pre = workdir / "pre"
-    if not pre.exists() or len(list(pre.iterdir())) < n:
-        raw = workdir / "raw"
-        for i in range(1, n + 1):
-            brain = make_brain(f"sub-{i:03d}", seed, BrainPhantomConfig(voxel_mm=voxel))
-            write_isbi2015(make_ms_subject(brain, seed), raw, i)
-        for case in read_cohort("isbi2015", raw):
-            ms.preprocess_case(case, pre / case.case)
-    return sorted(pre.iterdir())[:n]
 
 
 def _time_batches(loader, steps: int) -> float:
@@ -70,7 +56,9 @@ def main() -> None:
     torch.manual_seed(0)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg = config["ms"]
-    dirs = _cohort(args.workdir, args.subjects, config["seed"], config["brain_phantom"]["voxel_mm"])
+    dirs = demo_cohort(
+        args.workdir, args.subjects, config["seed"], config["brain_phantom"]["voxel_mm"]
+    )
     chans = [args.channel]
 
     def loader(augment: bool):

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 
 import yaml
+from _ms_cohort import demo_cohort
 
-from voxflow.io.layouts.ms import read_cohort
 from voxflow.logs import setup_logging
-from voxflow.phantoms.brain import BrainPhantomConfig, make_brain
-from voxflow.phantoms.ms import CHANNELS, make_ms_subject, write_isbi2015
+from voxflow.phantoms.ms import CHANNELS
 from voxflow.studies import ms
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,22 +56,15 @@ def main() -> None:
             node = node.setdefault(k, {})
         node[leaf] = yaml.safe_load(value)
     voxel = args.voxel_mm or config["brain_phantom"]["voxel_mm"]
-    raw, pre = args.workdir / "raw", args.workdir / "pre"
     t0 = time.perf_counter()
-    for i in range(1, args.subjects + 1):
-        if (raw / "training" / f"training{i:02d}").is_dir():
-            continue
-        brain = make_brain(f"sub-{i:03d}", config["seed"], BrainPhantomConfig(voxel_mm=voxel))
-        write_isbi2015(make_ms_subject(brain, config["seed"]), raw, i)
-    for case in read_cohort("isbi2015", raw):
-        if not (pre / case.case).is_dir():
-            ms.preprocess_case(case, pre / case.case)
+    cases = demo_cohort(args.workdir, args.subjects, config["seed"], voxel)
     t_data = time.perf_counter() - t0
     fractions = cfg.get("split", {"train": 0.8, "val": 0.1, "test": 0.1})
-    split = ms.make_split(sorted(p.name for p in pre.iterdir()), config["seed"], fractions)
+    split = ms.make_split([d.name for d in cases], config["seed"], fractions)
+    by_name = {d.name: d for d in cases}
 
     def dirs(s: str) -> list[Path]:
-        return [pre / c for c in split.loc[split.split == s, "case"]]
+        return [by_name[c] for c in split.loc[split.split == s, "case"]]
 
     t0 = time.perf_counter()
     res = ms.train_model(
