@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from voxflow.errors import VoxflowError
-from voxflow.models.unet3d import ResidualUNet3D, UNet3D, build_unet
+from voxflow.models.unet3d import ResidualUNet3D, UNet3D, build_unet, instance_norm
 from voxflow.train.losses import BCEDiceLoss, soft_dice
 
 
@@ -24,7 +24,9 @@ def test_residual_structure_follows_paper():
     assert len(convs) == 4  # block 1: four convolutions
     later = [m for m in net.encoder[1].modules() if isinstance(m, torch.nn.Conv3d)]
     assert len(later) == 3 and later[0].stride == (2, 2, 2)
-    assert any(isinstance(m, torch.nn.InstanceNorm3d) for m in net.modules())
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and all(m.num_groups == m.num_channels for m in norms)  # instance norm
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in net.modules())
     assert any(isinstance(m, torch.nn.LeakyReLU) for m in net.modules())
     assert any(isinstance(m, torch.nn.Dropout3d) for m in net.modules())
     ones = [
@@ -64,3 +66,17 @@ def test_bad_size_and_name():
         ResidualUNet3D(base_filters=2)(torch.zeros(1, 1, 20, 16, 16))
     with pytest.raises(VoxflowError, match="resunet"):
         build_unet("resunet")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_instance_norm_equals_torch_instance_norm(channels_last):
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 5, 7, 9) * 3 + 1
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last_3d)
+    ours, ref = instance_norm(6), torch.nn.InstanceNorm3d(6, affine=True)
+    with torch.no_grad():
+        for p in (ours.weight, ref.weight, ours.bias, ref.bias):
+            p.copy_(torch.arange(6.0) * 0.5 - 1)
+    assert ours.state_dict().keys() == ref.state_dict().keys()
+    torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)

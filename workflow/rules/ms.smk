@@ -82,6 +82,8 @@ rule ms_train:
         ),
     log:
         "logs/ms/ms_train/{model}_{channel}.log",
+    # longest jobs first: evaluations and baselines then fill the cores while the last train
+    priority: 10
     conda:
         "../../envs/torch.yaml"
     threads: config["train_threads"]

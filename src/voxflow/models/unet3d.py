@@ -23,11 +23,19 @@ from torch.nn import functional as F
 from voxflow.errors import VoxflowError
 
 
+def instance_norm(channels: int) -> nn.GroupNorm:
+    """Instance normalisation with a per-channel affine, written as GroupNorm with one group per
+    channel: the same arithmetic as ``nn.InstanceNorm3d(affine=True)`` (same ``weight``/``bias``
+    parameters), but with a channels-last CPU kernel, which makes a training step ~15 % faster
+    (InstanceNorm3d copies channels-last activations to contiguous and back)."""
+    return nn.GroupNorm(channels, channels, eps=1e-5, affine=True)
+
+
 def conv_in(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
-    """Conv3d -> InstanceNorm3d (affine) -> LeakyReLU(0.01)."""
+    """Conv3d -> instance norm (affine) -> LeakyReLU(0.01)."""
     return nn.Sequential(
         nn.Conv3d(cin, cout, k, stride=stride, padding=k // 2),
-        nn.InstanceNorm3d(cout, affine=True),
+        instance_norm(cout),
         nn.LeakyReLU(0.01, inplace=True),
     )
 

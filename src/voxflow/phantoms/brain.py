@@ -15,15 +15,18 @@ import logging
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage
 
 from voxflow.errors import VoxflowError, input_error
 from voxflow.io.atomic import write_bytes_atomic
 from voxflow.io.images import write_nifti
 from voxflow.seeding import rng
+
+if TYPE_CHECKING:  # pandas costs ~0.5 s to import; only the QC table needs it
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +294,8 @@ def config_from_dict(d: dict) -> BrainPhantomConfig:
 
 def qc_table(subject_dirs: list[str | Path]) -> pd.DataFrame:
     """Per-subject tissue volumes (ml), grid and voxel size of written brain phantoms."""
+    import pandas as pd
+
     rows = []
     for d in map(Path, subject_dirs):
         anat = read_brain(d)
