@@ -1,0 +1,1 @@
+"""Physical forward models (signal equations) used by the phantoms and the fits."""
