@@ -13,6 +13,7 @@ wildcard_constraints:
     subject=r"sub-[0-9]+",
     model=r"resunet3d|unet3d",
     channel=r"flair|mprage|pd|t2|multi",
+    qqmodel=r"resnet3d|cnn3d",
     case=r"[A-Za-z0-9_]+",
 
 
@@ -20,6 +21,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/phantom.smk"
 include: "workflow/rules/dicom.smk"
 include: "workflow/rules/ms.smk"
+include: "workflow/rules/qq.smk"
 
 
 rule all:

@@ -1,9 +1,13 @@
 import functools
+import os
 
 from snakemake.exceptions import WorkflowError
 
 # Studies that have rules in this version: name -> headline outputs.
-STUDY_TARGETS = {"ms": ["results/ms/dsc.tsv"]}
+STUDY_TARGETS = {
+    "ms": ["results/ms/dsc.tsv"],
+    "qq": ["results/qq/rmse.tsv", "results/qq/oef_rmse.tsv"],
+}
 
 _missing = [s for s in config["studies"] if s not in STUDY_TARGETS]
 if _missing:
@@ -113,3 +117,64 @@ def ms_preprocessed():
         case=ms_cases(),
         file=[*ms_available_channels(), "mask"],
     )
+
+
+# ---- study qq -------------------------------------------------------------------------------
+QQ_PHANTOM_ROOT = "resources/qq/phantom"
+QQ_FILES = ["mgre.nii.gz", "qsm.nii.gz", "echo_times.json", "mask.nii.gz"] + [
+    f"gt/{p}.nii.gz" for p in ["S0", "R2", "Y", "v", "chi_nb"]
+]
+
+
+def qq_cfg():
+    if "qq" not in config:
+        raise WorkflowError("config has no 'qq' block; copy it from config/config.yaml")
+    return config["qq"]
+
+
+def qq_root():
+    return qq_cfg()["cohort"].get("root") or QQ_PHANTOM_ROOT
+
+
+@functools.cache
+def qq_subjects():
+    """Subject IDs (phantom: sub-001...; real data: the folders under the cohort root)."""
+    if not qq_cfg()["cohort"].get("root"):
+        return [f"sub-{i:03d}" for i in range(1, qq_cfg()["phantom"]["subjects"] + 1)]
+    from voxflow.io.layouts.qq import check_cohort_echoes, read_cohort
+
+    cases = read_cohort(qq_root())
+    check_cohort_echoes(cases, qq_cfg()["n_echoes"])
+    return [c.subject for c in cases]
+
+
+@functools.cache
+def qq_split():
+    """subject -> train/val/test; the qq_split rule writes the same table."""
+    from voxflow.studies.qq import make_split
+
+    s = qq_cfg()["split"]
+    split = make_split(qq_subjects(), config["seed"], s["test"], s["val"])
+    return dict(zip(split.subject, split.split))
+
+
+def qq_in_split(role):
+    return [s for s, r in qq_split().items() if r == role]
+
+
+def qq_cropped(subjects):
+    return expand(
+        "results/qq/cropped/{subject}/{f}.nii.gz",
+        subject=subjects,
+        f=["inputs", "targets", "mask"],
+    )
+
+
+def qq_subject_files(wildcards):
+    """A subject's files in the qq layout (a real cohort may lack the optional mask)."""
+    files = [f"{qq_root()}/{wildcards.subject}/{f}" for f in QQ_FILES]
+    if qq_cfg()["cohort"].get("root"):
+        files = [
+            f for f in files if not f.endswith("/mask.nii.gz") or os.path.exists(f)
+        ]
+    return files

@@ -85,3 +85,31 @@ def plot_montage(
             if c == 0 and row_labels:
                 ax.set_ylabel(row_labels[r])
     return _save(fig, path)
+
+
+def plot_map_grid(
+    rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]], str, tuple[float, float]]],
+    path: str | Path,
+    unit: str = "",
+) -> Path:
+    """A grid of 2D maps: each row is (label, [(title, map), ...], colormap, (vmin, vmax)), with a
+    colour bar per row (e.g. truth and predictions in one row, their errors in the next)."""
+    plt = _pyplot()
+    ncol = max(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(2.6 * ncol, 2.6 * len(rows)), squeeze=False)
+    for r, (label, maps, cmap, (vmin, vmax)) in enumerate(rows):
+        im = None
+        for c in range(ncol):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(maps):
+                ax.axis("off")
+                continue
+            title, img = maps[c]
+            im = ax.imshow(np.rot90(img), cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_title(title, fontsize=9)
+        axes[r, 0].set_ylabel(label)
+        if im is not None:
+            fig.colorbar(im, ax=list(axes[r]), shrink=0.8, label=unit)
+    return _save(fig, path)

@@ -284,3 +284,27 @@ def save_json(obj: Any, path: Path) -> None:
     from voxflow.io.atomic import write_text_atomic
 
     write_text_atomic(path, json.dumps(obj, indent=1) + "\n")
+
+
+def plot_oef_maps(truth_dir: Path, preds: dict[str, Path], path: str | Path) -> Path:
+    """OEF (%) of the middle slice: truth and each method, then each method's error."""
+    from voxflow.evaluate.plots import plot_map_grid
+
+    c = read_cropped(truth_dir)
+    k = c["mask"].shape[2] // 2
+    mask = c["mask"][..., k]
+    y = GT_MAPS.index("Y")
+
+    def oef_slice(y_map: np.ndarray) -> np.ndarray:
+        return np.where(mask, 100 * qq_model.oef(y_map[..., k]), np.nan)
+
+    truth = oef_slice(c["targets"][y])
+    est = {m: oef_slice(read_image(p).data[..., y]) for m, p in preds.items()}
+    return plot_map_grid(
+        [
+            ("OEF (%)", [("truth", truth), *est.items()], "viridis", (10.0, 70.0)),
+            ("error (%)", [(m, e - truth) for m, e in est.items()], "RdBu_r", (-15.0, 15.0)),
+        ],
+        path,
+        unit="%",
+    )

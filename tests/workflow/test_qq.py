@@ -1,0 +1,76 @@
+"""The qq study's DAG end to end on a tiny config (6 mm phantoms, a few epochs)."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+TINY_QQ = {
+    "seed": 42,
+    "device": "cpu",
+    "studies": ["qq"],
+    "brain_phantom": {"subjects": 1, "voxel_mm": 6.0},
+    "qq": {
+        "cohort": {"layout": "qq", "root": ""},
+        "phantom": {"subjects": 5, "snr": 100, "qsm_noise_ppm": 0.005},
+        "n_echoes": 8,
+        "split": {"test": 2, "val": 1},
+        "crop": [16, 16, 8],
+        "models": ["resnet3d", "cnn3d"],
+        "patch_size": [8, 8, 4],
+        "samples_per_volume": 2,
+        "batch_size": 2,
+        "model": {"stem_filters": 4, "block_filters": [4, 8]},
+        "train": {"epochs": 2, "lr": 1.0e-3, "patience": 0},
+        "fit": {"enabled": True, "method": "lm", "snr": 100, "qsm_sigma_ppm": 0.005},
+    },
+}
+
+
+@pytest.mark.slow
+def test_qq_dag_tables_figure_and_rerun(snakemake, workdir):
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_QQ))
+    snakemake(workdir)
+    table = pd.read_csv(workdir / "results/qq/rmse.tsv", sep="\t")
+    assert list(table.columns) == [
+        "model",
+        "subject",
+        "S0",
+        "R2",
+        "Y",
+        "v",
+        "chi_nb",
+        "oef",
+        "seconds",
+    ]
+    assert table.groupby("model").size().to_dict() == {"cnn3d": 3, "nlls": 3, "resnet3d": 3}
+    assert (table.subject == "mean").sum() == 3
+    assert (table[["S0", "R2", "Y", "v", "chi_nb", "oef"]] >= 0).all().all()
+    oef = pd.read_csv(workdir / "results/qq/oef_rmse.tsv", sep="\t")
+    assert list(oef.columns) == ["model", "oef_rmse"] and len(oef) == 3
+    assert (workdir / "results/qq/oef_maps.png").stat().st_size > 1000
+    split = pd.read_csv(workdir / "results/qq/split.tsv", sep="\t")
+    assert split.split.value_counts().to_dict() == {"train": 2, "test": 2, "val": 1}
+    norm = json.loads((workdir / "results/qq/normalisation.json").read_text())
+    assert len(norm["inputs_mean"]) == 9 and len(norm["targets_mean"]) == 5
+    te = json.loads((workdir / "resources/qq/phantom/sub-003/echo_times.json").read_text())
+    assert len(te) == 8
+    assert "Nothing to be done" in snakemake(workdir, "-n").stdout
+
+
+@pytest.mark.slow
+def test_qq_wrong_echo_count_fails_naming_the_subject(snakemake, workdir, tmp_path):
+    from voxflow.phantoms.brain import BrainPhantomConfig, make_brain
+    from voxflow.phantoms.qq import QQPhantomConfig, make_qq_subject, write_qq_subject
+
+    root = tmp_path / "cohort"
+    for i, n in enumerate([8, 8, 7, 8, 8], start=1):
+        anat = make_brain(f"sub-00{i}", 1, BrainPhantomConfig(voxel_mm=6.0))
+        write_qq_subject(make_qq_subject(anat, 1, QQPhantomConfig(n_echoes=n)), root, anat.subject)
+    cfg = {**TINY_QQ, "qq": {**TINY_QQ["qq"], "cohort": {"layout": "qq", "root": str(root)}}}
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(workdir, "-n", check=False)
+    assert proc.returncode != 0
+    assert "sub-003 (7)" in proc.stdout + proc.stderr
+    assert not (workdir / "results" / "qq").exists()
