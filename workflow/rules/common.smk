@@ -174,7 +174,6 @@ def qq_subject_files(wildcards):
     """A subject's files in the qq layout (a real cohort may lack the optional mask)."""
     files = [f"{qq_root()}/{wildcards.subject}/{f}" for f in QQ_FILES]
     if qq_cfg()["cohort"].get("root"):
-        files = [
-            f for f in files if not f.endswith("/mask.nii.gz") or os.path.exists(f)
-        ]
+        optional = os.path.join(qq_root(), wildcards.subject, "mask.nii.gz")
+        files = [f for f in files if f != optional or os.path.exists(f)]
     return files

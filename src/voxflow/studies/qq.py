@@ -118,7 +118,9 @@ def _subject(folder: Path, norm: dict[str, list[float]]):
     return tio.Subject(
         image=tio.ScalarImage(tensor=torch.from_numpy(x.astype(np.float32)), affine=c["affine"]),
         target=tio.ScalarImage(tensor=torch.from_numpy(y.astype(np.float32)), affine=c["affine"]),
-        mask=tio.LabelMap(tensor=torch.from_numpy(c["mask"][None].astype(np.uint8))),
+        mask=tio.LabelMap(
+            tensor=torch.from_numpy(c["mask"][None].astype(np.uint8)), affine=c["affine"]
+        ),
         name=folder.name,
     )
 
@@ -253,8 +255,9 @@ def fit_case(
         sigma,
         fit_cfg["qsm_sigma_ppm"],
         prior=prior,
-        chunk=fit_cfg["chunk"],
-        max_nfev=fit_cfg["max_nfev"],
+        method=fit_cfg.get("method", "lm"),
+        max_iter=fit_cfg.get("max_iter", 100),
+        chunk=fit_cfg.get("chunk", 500),
     )
     pred = np.zeros_like(c["targets"], dtype=np.float64)
     pred[:, m] = res.params.T
