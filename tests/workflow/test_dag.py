@@ -62,7 +62,7 @@ def test_config_typos_rejected_with_key_named(snakemake, workdir, override, name
 
 
 def test_unimplemented_study_rejected(snakemake, workdir):
-    proc = snakemake(workdir, "-n", "--config", "studies=[qq]", check=False)
+    proc = snakemake(workdir, "-n", "--config", "studies=[mgmt]", check=False)
     assert proc.returncode != 0
     assert "does not implement yet" in proc.stdout + proc.stderr
 

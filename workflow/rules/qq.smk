@@ -30,7 +30,7 @@ rule qq_crop:
     log:
         "logs/qq/qq_crop/{subject}.log",
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -68,7 +68,7 @@ rule qq_normalisation:
     log:
         "logs/qq/qq_normalisation/all.log",
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -147,7 +147,7 @@ rule qq_fit:
     log:
         "logs/qq/qq_fit/{subject}.log",
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,
