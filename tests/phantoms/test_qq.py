@@ -59,6 +59,31 @@ def test_data_follow_the_forward_model(subject):
     assert np.std(subject.qsm[mask] - chi) == pytest.approx(0.005, rel=0.1)
 
 
+def test_hypoxic_regions_central_and_sized(brain):
+    from voxflow.phantoms.qq import hypoxic_regions
+    from voxflow.seeding import rng
+
+    w, target = hypoxic_regions(brain, rng(0, "t"), 3, 3.0, (10.0, 12.0), centre_fraction=0.2)
+    half = (np.array(w.shape) - 1) / 2
+    core = np.argwhere(w > 0.99)
+    assert len(core) > 0 and np.all(np.abs(core - half).max(0) <= 0.2 * half + 1)  # near centres
+    assert np.all((target[w > 0.5] >= 0.40) & (target[w > 0.5] <= 0.50))
+    # an ellipsoid of radius <= 12 mm at 3 mm voxels holds at most (4/3) pi 4^3 ~ 268 core voxels
+    assert (w > 0.5).sum() <= 3 * 300
+
+
+def test_y_shift_and_texture_follow_the_config(brain):
+    flat = make_qq_subject(
+        brain, 42, QQPhantomConfig(y_subject_sd=0.0, y_texture_sd=0.0, hypoxic_max=0, hypoxic_min=0)
+    )
+    y = flat.maps["Y"][flat.mask.astype(bool)]
+    np.testing.assert_allclose(y, QQPhantomConfig().y_mean, atol=1e-6)
+    rough = make_qq_subject(
+        brain, 42, QQPhantomConfig(y_texture_sd=0.03, hypoxic_max=0, hypoxic_min=0)
+    )
+    assert rough.maps["Y"][flat.mask.astype(bool)].std() == pytest.approx(0.03, rel=0.5)
+
+
 def test_subjects_differ_and_are_reproducible(brain, subject):
     again = make_qq_subject(brain, 42)
     np.testing.assert_array_equal(again.mgre, subject.mgre)

@@ -77,6 +77,19 @@ def test_score_oef_in_percentage_points():
     assert row["S0"] == 0
 
 
+def test_train_mean_reference_scores_the_training_means(tmp_path):
+    d = _data()
+    folder = tmp_path / "sub-001"
+    qq.write_cropped(qq.crop_case(d, [20, 22, 10]), folder)
+    norm = qq.normalisation([folder])
+    rows = qq.train_mean_rows([folder], norm)
+    assert rows.model.tolist() == ["train_mean"] and rows.seconds.tolist() == [0.0]
+    m = d.mask
+    for i, p in enumerate(qq.GT_MAPS):  # predicting its own mean: RMSE = SD in the mask
+        assert rows[p].iloc[0] == pytest.approx(d.gt[p][m].std(), rel=1e-3), p
+        assert norm["targets_mean"][i] == pytest.approx(d.gt[p][m].mean(), rel=1e-4)
+
+
 def test_summarize_tables_layout():
     per = pd.DataFrame(
         [

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from voxflow.errors import VoxflowError
-from voxflow.train.loop import Metric, TrainConfig, Trainer, load_weights
+from voxflow.train.loop import Metric, TrainConfig, Trainer, load_weights, run_fingerprint
 
 TINY = Path(__file__).with_name("tiny_training.py")
 
@@ -75,7 +75,7 @@ def _data(n=32, seed=0):
     return [(x[i : i + 8], y[i : i + 8]) for i in range(0, n, 8)]
 
 
-def _trainer(tmp_path, **cfg):
+def _trainer(tmp_path, fingerprint="", **cfg):
     defaults = dict(epochs=5, lr=0.05, device="cpu", patience=0)
     return Trainer(
         lambda: nn.Linear(3, 1),
@@ -83,6 +83,7 @@ def _trainer(tmp_path, **cfg):
         TrainConfig(**{**defaults, **cfg}),
         tmp_path,
         metric=Metric("neg_mse", lambda p, t: -((p - t) ** 2).mean(1)),
+        fingerprint=fingerprint,
     )
 
 
@@ -174,6 +175,25 @@ def test_changed_settings_start_fresh_but_more_epochs_resume(tmp_path, caplog):
     caplog.clear()
     _trainer(tmp_path, epochs=4, lr=0.001).fit(_data(), _data(seed=1))
     assert "other settings; starting from scratch" in caplog.text
+
+
+def test_checkpoint_of_other_inputs_is_not_resumed(tmp_path, caplog):
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"cohort A")
+    first = run_fingerprint([data], {"lr": 1})
+    assert first == run_fingerprint([data], {"lr": 1}) != run_fingerprint([data], {"lr": 2})
+    caplog.set_level(logging.INFO)
+    _trainer(tmp_path / "run", first, epochs=2).fit(_data(), _data(seed=1))
+    data.write_bytes(b"cohort B")  # same settings, regenerated data
+    second = run_fingerprint([data], {"lr": 1})
+    assert second != first
+    caplog.clear()
+    res = _trainer(tmp_path / "run", second, epochs=2).fit(_data(seed=2), _data(seed=1))
+    assert "other inputs; starting from scratch" in caplog.text and "resuming" not in caplog.text
+    assert "epoch 1/2" in caplog.text and len(res.history) == 2
+    caplog.clear()
+    _trainer(tmp_path / "run", second, epochs=3).fit(_data(seed=2), _data(seed=1))
+    assert "resuming" in caplog.text
 
 
 def test_finished_run_is_not_retrained(tmp_path, caplog):

@@ -44,11 +44,16 @@ def test_qq_dag_tables_figure_and_rerun(snakemake, workdir):
         "oef",
         "seconds",
     ]
-    assert table.groupby("model").size().to_dict() == {"cnn3d": 3, "nlls": 3, "resnet3d": 3}
-    assert (table.subject == "mean").sum() == 3
+    assert table.groupby("model").size().to_dict() == {
+        "cnn3d": 3,
+        "nlls": 3,
+        "resnet3d": 3,
+        "train_mean": 3,
+    }
+    assert (table.subject == "mean").sum() == 4
     assert (table[["S0", "R2", "Y", "v", "chi_nb", "oef"]] >= 0).all().all()
     oef = pd.read_csv(workdir / "results/qq/oef_rmse.tsv", sep="\t")
-    assert list(oef.columns) == ["model", "oef_rmse"] and len(oef) == 3
+    assert list(oef.columns) == ["model", "oef_rmse"] and len(oef) == 4
     assert (workdir / "results/qq/oef_maps.png").stat().st_size > 1000
     split = pd.read_csv(workdir / "results/qq/split.tsv", sep="\t")
     assert split.split.value_counts().to_dict() == {"train": 2, "test": 2, "val": 1}

@@ -172,6 +172,8 @@ rule qq_table:
             s=qq_in_split("test")[:1],
         ),
         truth=lambda wc: qq_cropped(qq_in_split("test")[:1]),
+        test=lambda wc: qq_cropped(qq_in_split("test")),
+        norm="results/qq/normalisation.json",
     output:
         table=report(
             "results/qq/rmse.tsv", caption="../report/qq_rmse.rst", category="qq"

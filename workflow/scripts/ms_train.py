@@ -7,6 +7,7 @@ import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
 from voxflow.io.tables import read_tsv
 from voxflow.logs import rule_logging
 from voxflow.studies.ms import train_model
+from voxflow.train.loop import run_fingerprint
 
 snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
 
@@ -26,4 +27,5 @@ with rule_logging(snakemake.log[0]) as log:
         snakemake.params.seed,
         snakemake.params.device,
         snakemake.threads,
+        run_fingerprint(snakemake.input, [snakemake.params.cfg, snakemake.params.seed]),
     )

@@ -13,7 +13,7 @@ snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
 with rule_logging(snakemake.log[0]) as log:
     p = snakemake.params.phantom
     cfg = QQPhantomConfig(
-        n_echoes=snakemake.params.n_echoes, snr=p["snr"], qsm_noise_ppm=p["qsm_noise_ppm"]
+        n_echoes=snakemake.params.n_echoes, **{k: v for k, v in p.items() if k != "subjects"}
     )
     anat = read_brain(Path(snakemake.input[0]).parent)
     subject = make_qq_subject(anat, snakemake.params.seed, cfg)

@@ -4,10 +4,13 @@ Built on :mod:`voxflow.phantoms.brain`. Per subject (seeded), tissue parameters 
 the ranges of ../shared/specs/phantom-physics.md §A4 for cortical GM, WM, deep GM (GM more than
 ``deep_gm_mm`` from the brain surface: basal ganglia and thalami) and CSF, and mixed by the
 tissue probabilities. On top come smooth within-tissue heterogeneity (Gaussian random fields),
-a per-subject shift of Y (subjects differ in global oxygenation) and 1-3 hypoxic regions
-(Y 0.40-0.50, smooth edges) so OEF maps have structure. The magnitudes of ``n_echoes`` echoes
-(TE = 4.5 + 5k ms) follow :func:`voxflow.physics.qq_model.mgre_signal` with complex Gaussian
-noise (Rician magnitude) at ``snr`` = mean tissue S(TE1) / sigma; QSM follows
+a per-subject shift of Y (subjects differ in global oxygenation) and 2-4 hypoxic regions
+(Y 0.40-0.50, radii 10-20 mm, smooth edges, centred near the middle of the volume where the
+study crops) so OEF maps have structure. Y's smooth within-subject variation has a longer
+correlation length (``y_texture_mm``, territory scale) than that of the other maps. The
+magnitudes of ``n_echoes`` echoes (TE = 4.5 + 5k ms) follow
+:func:`voxflow.physics.qq_model.mgre_signal` with complex Gaussian noise
+(Rician magnitude) at ``snr`` = mean tissue S(TE1) / sigma; QSM follows
 :func:`voxflow.physics.qq_model.qsm_chi` plus Gaussian noise. The parameter maps written as
 ground truth are exactly the ones that generated the data.
 
@@ -51,12 +54,15 @@ class QQPhantomConfig:
     snr: float = 100.0
     qsm_noise_ppm: float = 0.005
     y_mean: float = 0.62
-    y_subject_sd: float = 0.03
+    y_subject_sd: float = 0.025  # between-subject OEF SD 2.6 points (QQ, Cho 2021)
     y_texture_sd: float = 0.02
-    hypoxic_min: int = 1
-    hypoxic_max: int = 3
+    hypoxic_min: int = 2
+    hypoxic_max: int = 4
+    hypoxic_radius_mm: tuple[float, float] = (10.0, 20.0)
+    hypoxic_centre_fraction: float = 0.3  # near the centre, inside the study's crop
     deep_gm_mm: float = 22.0
     texture_mm: float = 6.0
+    y_texture_mm: float = 16.0  # territory-scale variation
     s0_scale: float = 1.0  # S0 relative to WM, as in §A4
 
     def __post_init__(self) -> None:
@@ -91,16 +97,30 @@ def smooth_field(shape: tuple[int, ...], g: np.random.Generator, sigma_vox: floa
 
 
 def hypoxic_regions(
-    anat: BrainAnatomy, g: np.random.Generator, n: int, voxel_mm: float
+    anat: BrainAnatomy,
+    g: np.random.Generator,
+    n: int,
+    voxel_mm: float,
+    radius_mm: tuple[float, float] = (8.0, 15.0),
+    centre_fraction: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` smooth ellipsoids (radii 8-15 mm) centred in tissue: weight in [0, 1] and target Y."""
+    """``n`` smooth ellipsoids centred in tissue: weight in [0, 1] and target Y (0.40-0.50).
+
+    Centres lie in tissue within ``centre_fraction`` of the half-extent of the volume around its
+    centre (1 = anywhere); radii are drawn per axis from ``radius_mm``."""
     weight = np.zeros(anat.gm.shape, np.float32)
     target = np.zeros(anat.gm.shape, np.float32)
-    tissue = np.argwhere((anat.gm + anat.wm > 0.8) & anat.mask.astype(bool))
     grid = np.indices(anat.gm.shape, dtype=np.float32)
+    half = (np.array(anat.gm.shape, np.float32) - 1) / 2
+    central = np.ones(anat.gm.shape, bool)
+    for i in range(3):
+        central &= np.abs(grid[i] - half[i]) <= centre_fraction * half[i]
+    tissue = np.argwhere((anat.gm + anat.wm > 0.8) & anat.mask.astype(bool) & central)
+    if len(tissue) == 0:
+        tissue = np.argwhere((anat.gm + anat.wm > 0.8) & anat.mask.astype(bool))
     for _ in range(n):
         centre = tissue[g.integers(len(tissue))]
-        radii = g.uniform(8, 15, 3) / voxel_mm
+        radii = g.uniform(*radius_mm, 3) / voxel_mm
         d2 = sum(((grid[i] - centre[i]) / radii[i]) ** 2 for i in range(3))
         w = 1.0 / (1.0 + np.exp((np.sqrt(d2) - 1.0) * 6.0))  # soft edge
         target = np.where(w > weight, g.uniform(0.40, 0.50), target)
@@ -130,9 +150,11 @@ def make_qq_subject(anat: BrainAnatomy, seed: int, cfg: QQPhantomConfig | None =
     maps["v"] = maps["v"] * (1 + 0.15 * smooth_field(brain.shape, g, sigma))
     maps["chi_nb"] = maps["chi_nb"] + 0.01 * smooth_field(brain.shape, g, sigma)
     y_subject = np.clip(g.normal(cfg.y_mean, cfg.y_subject_sd), 0.55, 0.70)
-    y = y_subject + cfg.y_texture_sd * smooth_field(brain.shape, g, sigma)
+    y = y_subject + cfg.y_texture_sd * smooth_field(brain.shape, g, cfg.y_texture_mm / voxel_mm)
     n_hyp = int(g.integers(cfg.hypoxic_min, cfg.hypoxic_max + 1))
-    w, y_low = hypoxic_regions(anat, g, n_hyp, voxel_mm)
+    w, y_low = hypoxic_regions(
+        anat, g, n_hyp, voxel_mm, tuple(cfg.hypoxic_radius_mm), cfg.hypoxic_centre_fraction
+    )
     maps["Y"] = np.clip(y * (1 - w) + y_low * w, 0.35, 0.85)
     maps["v"] = np.clip(maps["v"], 0.0, 0.08)
     # outside the brain: no tissue (S0 = 0, v = 0); Y there is undefined and set to Ya

@@ -119,6 +119,7 @@ def train_model(
     seed: int,
     device: str,
     threads: int,
+    fingerprint: str = "",
 ):
     """Train one (model, channel) on lesion-centred patches with augmentation."""
     import torchio as tio
@@ -156,6 +157,7 @@ def train_model(
         out_dir,
         metric=Metric("dice", dice_metric),
         batch_fn=batch,
+        fingerprint=fingerprint,
     )
     return trainer.fit(train_loader, val_loader)
 

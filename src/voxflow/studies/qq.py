@@ -141,6 +141,7 @@ def train_model(
     seed: int,
     device: str,
     threads: int,
+    fingerprint: str = "",
 ):
     """Train one network on tissue-centred patches (masked Huber on normalised maps)."""
     import torchio as tio
@@ -167,6 +168,7 @@ def train_model(
         train_cfg,
         out_dir,
         batch_fn=batch,
+        fingerprint=fingerprint,
     )
     return trainer.fit(train_loader, val_loader)
 
@@ -225,6 +227,21 @@ def evaluate_model(
             }
         )
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def train_mean_rows(test_dirs: list[Path], norm: dict[str, list[float]]) -> pd.DataFrame:
+    """The reference a network must beat: every tissue voxel predicted as the training set's
+    mean of each parameter (what a model that learned nothing from the data would output)."""
+    rows = []
+    for d in test_dirs:
+        c = read_cropped(d)
+        pred = np.broadcast_to(
+            np.asarray(norm["targets_mean"], np.float64)[:, None, None, None], c["targets"].shape
+        )
+        rows.append(
+            {"model": "train_mean", "subject": d.name, **score(pred, c["targets"], c["mask"])}
+        )
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS).fillna({"seconds": 0.0})
 
 
 def fit_case(

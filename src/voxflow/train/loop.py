@@ -14,7 +14,9 @@ atomically. Checkpoints hold only tensors and plain Python values
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import logging
 import math
 import time
@@ -129,6 +131,20 @@ def default_batch(batch: Any) -> tuple[torch.Tensor, ...]:
     return tuple(batch)
 
 
+def run_fingerprint(files: Iterable[str | Path], settings: Any = None) -> str:
+    """SHA-256 over the contents of ``files`` (in the given order) and JSON of ``settings``.
+
+    Passed to :class:`Trainer` so that a checkpoint left by a run on other data (a changed
+    cohort, split or preprocessing) is never resumed."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for f in files:
+        h.update(str(f).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def _save(obj: Any, path: Path) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -139,7 +155,9 @@ class Trainer:
     """Train a model with ``loss_fn`` under ``cfg``, writing checkpoints and outputs to ``out_dir``.
 
     ``model_fn`` builds the network; it is called after seeding, so initial weights follow the
-    config's seed. ``monitor`` is ``"val_loss"`` (lower is better) or ``val_<metric name>``
+    config's seed. ``fingerprint`` identifies the data and study settings (see
+    :func:`run_fingerprint`): a last checkpoint written under another fingerprint is not resumed.
+    ``monitor`` is ``"val_loss"`` (lower is better) or ``val_<metric name>``
     (the metric's ``mode``).
     """
 
@@ -152,8 +170,10 @@ class Trainer:
         metric: Metric | None = None,
         monitor: str = "val_loss",
         batch_fn: Callable[[Any], Sequence[torch.Tensor]] = default_batch,
+        fingerprint: str = "",
     ) -> None:
         self.cfg = cfg
+        self.fingerprint = fingerprint
         self.out_dir = Path(out_dir)
         self.metric = metric
         if monitor != "val_loss" and (metric is None or monitor != f"val_{metric.name}"):
@@ -302,6 +322,7 @@ class Trainer:
             "bad_epochs": bad,
             "history": history,
             "config": asdict(self.cfg),
+            "fingerprint": self.fingerprint,
         }
 
     def _try_resume(self) -> dict | None:
@@ -317,6 +338,9 @@ class Trainer:
         new = {k: v for k, v in asdict(self.cfg).items() if k not in RESUMABLE_CHANGES}
         if old != new:
             log.warning("%s was written with other settings; starting from scratch", path)
+            return None
+        if state.get("fingerprint", "") != self.fingerprint:
+            log.warning("%s was written for other inputs; starting from scratch", path)
             return None
         try:
             self.model.load_state_dict(state["model"])
