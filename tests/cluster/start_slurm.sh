@@ -22,6 +22,10 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
         || { apt-get update -q >/dev/null && apt-get install -y -q slurmctld slurmd slurm-client munge >/dev/null; }
 fi
 
+if [ -f /etc/slurm/slurm.conf ] && ! grep -q "written by voxflow" /etc/slurm/slurm.conf; then
+    echo "start_slurm: /etc/slurm/slurm.conf belongs to another SLURM; not touching it" >&2
+    exit 3
+fi
 if [ -f "$STATE/pids" ]; then
     bash "$(dirname "$0")/stop_slurm.sh" "$STATE" || true
 fi
@@ -60,7 +64,7 @@ JobAcctGatherType=jobacct_gather/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
-MinJobAge=60
+MinJobAge=300
 ReturnToService=2
 SchedulerType=sched/backfill
 GresTypes=gpu

@@ -2,45 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from workflow_copy import _snakemake, make_workdir
 
-REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-COPY = ["Snakefile", "workflow", "config", "envs", "profiles", "src"]
-TINY = {
-    "seed": 42,
-    "device": "cpu",
-    "studies": [],
-    "brain_phantom": {"subjects": 2, "voxel_mm": 6.0},
-}
-
-
-def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir``; on failure with ``check`` show its output."""
-    proc = subprocess.run(
-        [SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900
-    )
-    if check and proc.returncode != 0:
-        pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def make_workdir(dest: Path, config: dict | None = None) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in COPY:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    (dest / "config" / "config.yaml").write_text(yaml.safe_dump(config or TINY))
-    return dest
+__all__ = ["make_workdir"]
 
 
 @pytest.fixture(scope="session")

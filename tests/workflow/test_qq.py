@@ -5,27 +5,7 @@ import json
 import pandas as pd
 import pytest
 import yaml
-
-TINY_QQ = {
-    "seed": 42,
-    "device": "cpu",
-    "studies": ["qq"],
-    "brain_phantom": {"subjects": 1, "voxel_mm": 6.0},
-    "qq": {
-        "cohort": {"layout": "qq", "root": ""},
-        "phantom": {"subjects": 5, "snr": 100, "qsm_noise_ppm": 0.005},
-        "n_echoes": 8,
-        "split": {"test": 2, "val": 1},
-        "crop": [16, 16, 8],
-        "models": ["resnet3d", "cnn3d"],
-        "patch_size": [8, 8, 4],
-        "samples_per_volume": 2,
-        "batch_size": 2,
-        "model": {"stem_filters": 4, "block_filters": [4, 8]},
-        "train": {"epochs": 2, "lr": 1.0e-3, "patience": 0},
-        "fit": {"enabled": True, "method": "lm", "snr": 100, "qsm_sigma_ppm": 0.005},
-    },
-}
+from workflow_copy import TINY_QQ
 
 
 @pytest.mark.slow

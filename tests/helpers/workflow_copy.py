@@ -1,0 +1,65 @@
+"""Copies of the workflow for the workflow and cluster tests, and their tiny configs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+COPY = ["Snakefile", "workflow", "config", "envs", "profiles", "src"]
+TINY = {
+    "seed": 42,
+    "device": "cpu",
+    "studies": [],
+    "brain_phantom": {"subjects": 2, "voxel_mm": 6.0},
+}
+
+
+def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir``; on failure with ``check`` show its output."""
+    proc = subprocess.run(
+        [SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def make_workdir(dest: Path, config: dict | None = None) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPY:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    (dest / "config" / "config.yaml").write_text(yaml.safe_dump(config or TINY))
+    return dest
+
+
+TINY_QQ = {
+    "seed": 42,
+    "device": "cpu",
+    "studies": ["qq"],
+    "brain_phantom": {"subjects": 1, "voxel_mm": 6.0},
+    "qq": {
+        "cohort": {"layout": "qq", "root": ""},
+        "phantom": {"subjects": 5, "snr": 100, "qsm_noise_ppm": 0.005},
+        "n_echoes": 8,
+        "split": {"test": 2, "val": 1},
+        "crop": [16, 16, 8],
+        "models": ["resnet3d", "cnn3d"],
+        "patch_size": [8, 8, 4],
+        "samples_per_volume": 2,
+        "batch_size": 2,
+        "model": {"stem_filters": 4, "block_filters": [4, 8]},
+        "train": {"epochs": 2, "lr": 1.0e-3, "patience": 0},
+        "fit": {"enabled": True, "method": "lm", "snr": 100, "qsm_sigma_ppm": 0.005},
+    },
+}
