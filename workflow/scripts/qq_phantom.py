@@ -21,7 +21,7 @@ with rule_logging(snakemake.log[0]) as log:
     write_qq_subject(subject, root, snakemake.wildcards.subject)
     m = subject.mask.astype(bool)
     log.info(
-        "%s: %d tissue voxels, median Y %.3f, v %.4f, echoes %s s",
+        "%s: %d tissue voxels, mean Y %.3f, v %.4f, echoes %s s",
         anat.subject,
         m.sum(),
         float(subject.maps["Y"][m].mean()),

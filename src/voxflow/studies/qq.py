@@ -238,10 +238,9 @@ def train_mean_rows(test_dirs: list[Path], norm: dict[str, list[float]]) -> pd.D
         pred = np.broadcast_to(
             np.asarray(norm["targets_mean"], np.float64)[:, None, None, None], c["targets"].shape
         )
-        rows.append(
-            {"model": "train_mean", "subject": d.name, **score(pred, c["targets"], c["mask"])}
-        )
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS).fillna({"seconds": 0.0})
+        row = score(pred, c["targets"], c["mask"])
+        rows.append({"model": "train_mean", "subject": d.name, **row, "seconds": 0.0})
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
 def fit_case(
