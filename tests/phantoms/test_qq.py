@@ -84,6 +84,25 @@ def test_y_shift_and_texture_follow_the_config(brain):
     assert rough.maps["Y"][flat.mask.astype(bool)].std() == pytest.approx(0.03, rel=0.5)
 
 
+def test_tissue_spread_and_texture_scale(brain):
+    """tissue_spread 0: every subject gets the midpoints of the ranges; texture_scale 0: no fields."""
+    other = make_brain("sub-002", 42, BrainPhantomConfig(voxel_mm=3.0))
+
+    def wm_r2(anat, **kw):
+        sub = make_qq_subject(anat, 42, QQPhantomConfig(**kw))
+        wm = sub.mask.astype(bool) & (anat.wm > 0.99)
+        return sub.maps["R2"][wm]
+
+    fixed = [wm_r2(a, tissue_spread=0.0, texture_scale=0.0) for a in (brain, other)]
+    for r2 in fixed:  # the midpoint of 12-15 1/s (up to 1 % deep GM or CSF partial volume)
+        assert np.median(r2) == pytest.approx(13.5, abs=0.05) and r2.std() < 0.1
+    drawn = [np.median(wm_r2(a)) for a in (brain, other)]
+    assert abs(drawn[0] - drawn[1]) > 0.1, drawn  # per-subject tissue means
+    half = wm_r2(brain, tissue_spread=0.0, texture_scale=0.5).std()
+    full = wm_r2(brain, tissue_spread=0.0).std()
+    assert half == pytest.approx(full / 2, rel=0.1)
+
+
 def test_subjects_differ_and_are_reproducible(brain, subject):
     again = make_qq_subject(brain, 42)
     np.testing.assert_array_equal(again.mgre, subject.mgre)

@@ -66,6 +66,24 @@ def test_normalisation_uses_only_the_given_subjects(tmp_path):
     assert len(one["targets_std"]) == 5
 
 
+def test_log_inputs_make_relaxation_linear_and_leave_qsm(tmp_path):
+    d = _data()
+    c = qq.crop_case(d, [20, 22, 10])
+    x = qq.network_inputs(c["inputs"], "log")
+    np.testing.assert_allclose(x[:8], np.log(c["inputs"][:8]), rtol=1e-6)
+    np.testing.assert_array_equal(x[8], c["inputs"][8])  # QSM as is
+    assert np.isfinite(qq.network_inputs(np.zeros((3, 2, 2, 2)), "log")).all()  # floored
+    assert qq.network_inputs(c["inputs"], "none") is c["inputs"]
+    with pytest.raises(VoxflowError, match="input_transform"):
+        qq.network_inputs(c["inputs"], "sqrt")
+    # the statistics are those of the transformed channels, and name the transform
+    f = tmp_path / "s"
+    qq.write_cropped(c, f)
+    norm = qq.normalisation([f], "log")
+    assert norm["input_transform"] == "log"
+    assert norm["inputs_mean"][0] == pytest.approx(np.log(c["inputs"][0][c["mask"]]).mean(), 1e-5)
+
+
 def test_score_oef_in_percentage_points():
     truth = np.zeros((5, 4, 4, 4))
     truth[2] = 0.6

@@ -53,6 +53,8 @@ rule ms_split:
         "results/ms/split.tsv",
     log:
         "logs/ms/ms_split/all.log",
+    # cheap: runs on the submitting host on a cluster
+    localrule: True
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -167,6 +169,8 @@ rule ms_table:
         per_case="results/ms/per_subject.tsv",
     log:
         "logs/ms/ms_table/all.log",
+    # cheap: runs on the submitting host on a cluster
+    localrule: True
     conda:
         "../../envs/torch.yaml"
     threads: 1

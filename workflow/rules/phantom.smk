@@ -3,6 +3,8 @@ rule brain_template:
         "resources/brain/template.npz",
     log:
         "logs/brain/brain_template/all.log",
+    # cheap: runs on the submitting host on a cluster
+    localrule: True
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -55,6 +57,8 @@ rule brain_phantom_qc:
         ),
     log:
         "logs/brain/brain_phantom_qc/all.log",
+    # cheap: runs on the submitting host on a cluster
+    localrule: True
     conda:
         "../../envs/imaging.yaml"
     threads: 1

@@ -47,6 +47,8 @@ rule qq_split:
         "results/qq/split.tsv",
     log:
         "logs/qq/qq_split/all.log",
+    # cheap: runs on the submitting host on a cluster
+    localrule: True
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -73,6 +75,8 @@ rule qq_normalisation:
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        input_transform=lambda wc: qq_cfg()["input_transform"],
     script:
         "../scripts/qq_normalisation.py"
 
@@ -188,6 +192,8 @@ rule qq_table:
         ),
     log:
         "logs/qq/qq_table/all.log",
+    # cheap: runs on the submitting host on a cluster
+    localrule: True
     conda:
         "../../envs/torch.yaml"
     threads: 1

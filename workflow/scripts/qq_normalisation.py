@@ -11,6 +11,6 @@ snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
 
 with rule_logging(snakemake.log[0]) as log:
     folders = sorted({Path(p).parent for p in snakemake.input.train})
-    norm = normalisation(folders)
+    norm = normalisation(folders, snakemake.params.input_transform)
     log.info("from %d training subjects: %s", len(folders), norm)
     save_json(norm, Path(snakemake.output[0]))

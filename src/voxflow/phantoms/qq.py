@@ -64,6 +64,8 @@ class QQPhantomConfig:
     texture_mm: float = 6.0
     y_texture_mm: float = 16.0  # territory-scale variation
     s0_scale: float = 1.0  # S0 relative to WM, as in §A4
+    tissue_spread: float = 1.0  # per-subject tissue means drawn over this share of §A4's range
+    texture_scale: float = 1.0  # amplitude of the S0, R2, v, chi_nb fields (3, 5, 15 %, 10 ppb)
 
     def __post_init__(self) -> None:
         if self.n_echoes < 3:
@@ -94,6 +96,12 @@ def smooth_field(shape: tuple[int, ...], g: np.random.Generator, sigma_vox: floa
     """Gaussian random field with unit standard deviation and correlation length ``sigma_vox``."""
     f = ndimage.gaussian_filter(g.standard_normal(shape), sigma_vox, mode="reflect")
     return (f - f.mean()) / max(f.std(), 1e-12)
+
+
+def tissue_mean(bounds: tuple[float, float], g: np.random.Generator, spread: float) -> float:
+    """A subject's tissue mean: uniform over ``spread`` x the range around its midpoint."""
+    mid, half = (bounds[0] + bounds[1]) / 2, (bounds[1] - bounds[0]) / 2
+    return float(mid + spread * half * g.uniform(-1.0, 1.0))
 
 
 def hypoxic_regions(
@@ -142,13 +150,14 @@ def make_qq_subject(anat: BrainAnatomy, seed: int, cfg: QQPhantomConfig | None =
     sigma = cfg.texture_mm / voxel_mm
     maps: dict[str, np.ndarray] = {}
     for p in ("S0", "R2", "v", "chi_nb"):
-        mixed = sum(probs[t] * g.uniform(*TISSUE_RANGES[t][p]) for t in probs) / total
-        maps[p] = mixed
+        means = {t: tissue_mean(TISSUE_RANGES[t][p], g, cfg.tissue_spread) for t in probs}
+        maps[p] = sum(probs[t] * means[t] for t in probs) / total
     # smooth within-tissue heterogeneity
-    maps["S0"] = maps["S0"] * (1 + 0.03 * smooth_field(brain.shape, g, sigma))
-    maps["R2"] = maps["R2"] * (1 + 0.05 * smooth_field(brain.shape, g, sigma))
-    maps["v"] = maps["v"] * (1 + 0.15 * smooth_field(brain.shape, g, sigma))
-    maps["chi_nb"] = maps["chi_nb"] + 0.01 * smooth_field(brain.shape, g, sigma)
+    k = cfg.texture_scale
+    maps["S0"] = maps["S0"] * (1 + 0.03 * k * smooth_field(brain.shape, g, sigma))
+    maps["R2"] = maps["R2"] * (1 + 0.05 * k * smooth_field(brain.shape, g, sigma))
+    maps["v"] = maps["v"] * (1 + 0.15 * k * smooth_field(brain.shape, g, sigma))
+    maps["chi_nb"] = maps["chi_nb"] + 0.01 * k * smooth_field(brain.shape, g, sigma)
     y_subject = np.clip(g.normal(cfg.y_mean, cfg.y_subject_sd), 0.55, 0.70)
     y = y_subject + cfg.y_texture_sd * smooth_field(brain.shape, g, cfg.y_texture_mm / voxel_mm)
     n_hyp = int(g.integers(cfg.hypoxic_min, cfg.hypoxic_max + 1))

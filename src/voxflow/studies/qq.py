@@ -83,19 +83,43 @@ def make_split(subjects: list[str], seed: int, n_test: int, n_val: int) -> pd.Da
     return pd.DataFrame({"subject": order, "split": role}).sort_values("subject")
 
 
-def normalisation(folders: list[Path]) -> dict[str, list[float]]:
-    """Per-channel mean/std of inputs and targets over the mask voxels of ``folders``."""
+INPUT_TRANSFORMS = ("log", "none")
+
+
+def network_inputs(inputs: np.ndarray, transform: str) -> np.ndarray:
+    """The network's channels from the cropped inputs (echo magnitudes..., QSM).
+
+    ``log``: the magnitudes as ln S (floored at 1e-6 of the largest), so that relaxation
+    (R2, R2' = v * delta-omega) is a linear contrast between echo channels; ``none``: as read."""
+    if transform == "none":
+        return inputs
+    if transform != "log":
+        raise VoxflowError(f"qq.input_transform {transform!r}: use one of {INPUT_TRANSFORMS}")
+    mag = inputs[:-1].astype(np.float64)
+    floor = 1e-6 * max(float(mag.max()), 1e-12)
+    return np.concatenate([np.log(np.maximum(mag, floor)), inputs[-1:]], 0)
+
+
+def normalisation(folders: list[Path], transform: str = "none") -> dict[str, Any]:
+    """Per-channel mean/std of the network inputs (after ``transform``) and of the targets over
+    the mask voxels of ``folders``; the transform is recorded with them."""
     sums: dict[str, list[np.ndarray]] = {"inputs": [], "targets": []}
     for f in folders:
         c = read_cropped(f)
+        c["inputs"] = network_inputs(c["inputs"], transform)
         for k in sums:
             sums[k].append(c[k][:, c["mask"]].astype(np.float64))
-    out = {}
+    out: dict[str, Any] = {"input_transform": transform}
     for k, parts in sums.items():
         x = np.concatenate(parts, 1)
         out[f"{k}_mean"] = x.mean(1).tolist()
         out[f"{k}_std"] = np.maximum(x.std(1), 1e-12).tolist()
     return out
+
+
+def _normalised_inputs(c: dict[str, np.ndarray], norm: dict[str, Any]) -> np.ndarray:
+    x = network_inputs(c["inputs"], norm.get("input_transform", "none"))
+    return _norm(x, norm["inputs_mean"], norm["inputs_std"]) * c["mask"]
 
 
 def _norm(x: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
@@ -113,7 +137,7 @@ def _subject(folder: Path, norm: dict[str, list[float]]):
     import torchio as tio
 
     c = read_cropped(folder)
-    x = _norm(c["inputs"], norm["inputs_mean"], norm["inputs_std"]) * c["mask"]
+    x = _normalised_inputs(c, norm)
     y = _norm(c["targets"], norm["targets_mean"], norm["targets_std"]) * c["mask"]
     return tio.Subject(
         image=tio.ScalarImage(tensor=torch.from_numpy(x.astype(np.float32)), affine=c["affine"]),
@@ -178,7 +202,7 @@ def predict_case(model, folder: Path, norm: dict[str, list[float]], device: str 
     import torch
 
     c = read_cropped(folder)
-    x = _norm(c["inputs"], norm["inputs_mean"], norm["inputs_std"]) * c["mask"]
+    x = _normalised_inputs(c, norm)
     t0 = time.perf_counter()
     with torch.no_grad():
         out = model(torch.from_numpy(x[None].astype(np.float32)).to(device))[0].cpu().numpy()
