@@ -85,7 +85,7 @@ def test_y_shift_and_texture_follow_the_config(brain):
 
 
 def test_tissue_spread_and_texture_scale(brain):
-    """tissue_spread 0: every subject gets the midpoints of the ranges; texture_scale 0: no fields."""
+    """tissue_spread 0: every subject gets the ranges' midpoints; texture_scale 0: no fields."""
     other = make_brain("sub-002", 42, BrainPhantomConfig(voxel_mm=3.0))
 
     def wm_r2(anat, **kw):
