@@ -2,12 +2,13 @@
 
 The daemons come from tests/cluster/start_slurm.sh (installed from Debian's packages when
 missing; needs root and apt) and are stopped by PID at the end. The tiny qq config runs locally
-and, at the same time, through ``snakemake --profile profiles/slurm`` (as is, but polling
-squeue every 2 s instead of 10 s), whose first training job is killed with scancel: Snakemake
-reports it failed, resubmits it (the profile's ``retries: 1``) and ends with the same outputs
-as the local run; training and inference ran as GPU jobs (the node has one fake GPU), the rest
-as CPU jobs (per-subject group jobs) or locally. Then, with ``--retries 0``, a killed training
-fails the run and a rerun completes it.
+(its phantom cohort first) and, at the same time, through ``snakemake --profile
+profiles/slurm`` on that cohort (the profile as is, but polling squeue from 2 s on instead of
+10 s). The first cluster run, with ``--retries 0``, has its training job killed with scancel:
+Snakemake reports it failed and the run fails. The rerun (the profile's ``retries: 1``) has its
+training job killed as well: Snakemake reports it, resubmits it and completes, with the same
+outputs as the local run. Training and inference ran as GPU jobs (the node has one fake GPU),
+the rest as CPU jobs, splits and tables locally.
 
 CI runs it as its own step (``.ci/run slurm``, which sets VOXFLOW_SLURM_TEST=1); there a SLURM
 that cannot be started is a failure. Without VOXFLOW_SLURM_TEST=1 it is skipped, as it is where
@@ -28,7 +29,7 @@ import torch
 from workflow_copy import SNAKEMAKE, TINY_QQ, make_workdir
 
 HERE = Path(__file__).resolve().parent
-# The tests poll squeue every 2 s (profiles/slurm: 10 s); slurmctld keeps finished jobs 300 s.
+# The tests poll squeue from 2 s on (profiles/slurm: 10 s); slurmctld keeps finished jobs 300 s.
 FAST = ["--slurm-init-seconds-before-status-checks", "2"]
 # the smallest qq DAG with CPU rules (phantom, crop, split, fit, table) and GPU rules (train,
 # evaluate): 4 subjects (2 train, 1 val, 1 test), one network
@@ -40,7 +41,6 @@ CONFIG = {
         "phantom": {**TINY_QQ["qq"]["phantom"], "subjects": 4},
         "split": {"test": 1, "val": 1},
         "models": ["resnet3d"],
-        "train": {**TINY_QQ["qq"]["train"], "epochs": 3},
     },
 }
 
@@ -143,34 +143,61 @@ def _run_and_kill_training(wd: Path, cmd: list[str]) -> tuple[str, subprocess.Co
 
 @pytest.fixture(scope="module")
 def cluster_run(slurm, tmp_path_factory):
-    """The local run and, at the same time, the cluster run (the profile as is: --retries 1),
-    whose first training job is killed with scancel."""
+    """The local run and, at the same time, two cluster runs on the cohort the local run
+    generated (as a user's cluster run reads their dataset): the first with ``--retries 0``,
+    the second the profile as is (``retries: 1``); each has its first training job killed."""
     local = make_workdir(tmp_path_factory.mktemp("local"), CONFIG)
-    wd = make_workdir(tmp_path_factory.mktemp("cluster"), CONFIG)
-    # concurrently: the cluster run mostly waits for its status polls
-    local_cmd = [SNAKEMAKE, "--cores", "1"]
+    _run(local, [SNAKEMAKE, "--cores", "2", "--until", "qq_phantom"])
+    cohort = {"layout": "qq", "root": str(local / "resources/qq/phantom")}
+    wd = make_workdir(
+        tmp_path_factory.mktemp("cluster"), {**CONFIG, "qq": {**CONFIG["qq"], "cohort": cohort}}
+    )
+    # concurrently: the cluster runs mostly wait for their status polls
     local_run = subprocess.Popen(
-        local_cmd, cwd=local, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [SNAKEMAKE, "--cores", "1"],
+        cwd=local,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     before = set(_jobs())
-    killed, proc = _run_and_kill_training(wd, _cluster_cmd())
+    first = _run_and_kill_training(wd, _cluster_cmd("--retries", "0"))
+    table_after_first = (wd / "results/qq/rmse.tsv").exists()
+    rerun = _run_and_kill_training(wd, _cluster_cmd())
     local_out, _ = local_run.communicate(timeout=600)
     assert local_run.returncode == 0, local_out[-6000:]
     jobs = {j: c for j, c in _jobs().items() if j not in before}
-    return local, wd, jobs, killed, proc
+    return {
+        "local": local,
+        "wd": wd,
+        "jobs": jobs,
+        "first": first,
+        "table_after_first": table_after_first,
+        "rerun": rerun,
+    }
 
 
 @pytest.mark.slow
-def test_killed_job_is_reported_failed_and_resubmitted(cluster_run):
-    _, _, _, killed, proc = cluster_run
+def test_without_retries_a_killed_job_fails_the_run(cluster_run):
+    killed, proc = cluster_run["first"]
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert f"SLURM-job '{killed}' failed" in proc.stdout and "CANCELLED" in proc.stdout
+    assert "Trying to restart job" not in proc.stdout
+    assert not cluster_run["table_after_first"]
+
+
+@pytest.mark.slow
+def test_the_rerun_resubmits_a_killed_job_and_completes(cluster_run):
+    killed, proc = cluster_run["rerun"]
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert f"SLURM-job '{killed}' failed" in proc.stdout and "CANCELLED" in proc.stdout
     assert "Trying to restart job" in proc.stdout  # profiles/slurm: retries 1
+    assert "Nothing to be done" in _run(cluster_run["wd"], _cluster_cmd("-n")).stdout
 
 
 @pytest.mark.slow
 def test_cluster_run_matches_local_run(cluster_run):
-    local, wd, _, _, _ = cluster_run
+    local, wd = cluster_run["local"], cluster_run["wd"]
     pd.testing.assert_frame_equal(_table(local), _table(wd))
     for f in ["results/qq/split.tsv", "results/qq/oef_rmse.tsv"]:
         assert (local / f).read_bytes() == (wd / f).read_bytes(), f
@@ -181,29 +208,10 @@ def test_cluster_run_matches_local_run(cluster_run):
 
 @pytest.mark.slow
 def test_training_and_inference_are_gpu_jobs_the_rest_cpu_jobs(cluster_run):
-    _, _, jobs, _, _ = cluster_run
+    jobs = cluster_run["jobs"]
     rules = {j: c.split("_wildcards")[0].removeprefix("rule_") for j, c in jobs.items()}
-    # a group job's comment: its group, then its rules ("subject_brain_phantom_qq_crop_...")
-    rules = {j: "subject" if r.startswith("subject_") else r for j, r in rules.items()}
-    assert list(rules.values()).count("subject") == 1, rules  # 4 subjects, group-components 10
-    # per-subject chains run as group jobs (profiles/slurm: groups), splits and tables locally
-    assert {"subject", "qq_normalisation", "qq_train", "qq_evaluate", "qq_fit"} <= set(
-        rules.values()
-    ), rules
-    assert not {"qq_split", "qq_table", "brain_template"} & set(rules.values()), rules
+    expected = {"qq_crop", "qq_normalisation", "qq_train", "qq_evaluate", "qq_fit"}
+    # + the brain phantom behind the demo's brain QC figure; splits and tables: local rules
+    assert set(rules.values()) == expected | {"brain_phantom"}, rules
     for job, rule in rules.items():
         assert _gpus(job) == (rule in ("qq_train", "qq_evaluate")), (job, rule)
-
-
-@pytest.mark.slow
-def test_without_retries_a_killed_job_fails_the_run_and_a_rerun_completes(cluster_run):
-    local, wd, _, _, _ = cluster_run
-    for ckpt in wd.glob("results/qq/train/*/checkpoint_*.pt"):
-        ckpt.unlink()  # else training resumes at its last epoch and ends at once
-    killed, proc = _run_and_kill_training(wd, _cluster_cmd("-R", "qq_train", "--retries", "0"))
-    assert proc.returncode != 0, proc.stdout[-3000:]
-    assert f"SLURM-job '{killed}' failed" in proc.stdout and "CANCELLED" in proc.stdout
-    assert "Trying to restart job" not in proc.stdout
-    _run(wd, _cluster_cmd())  # resumes the training from its last checkpoint, if any
-    pd.testing.assert_frame_equal(_table(local), _table(wd))
-    assert "Nothing to be done" in _run(wd, _cluster_cmd("-n")).stdout

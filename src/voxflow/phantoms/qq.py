@@ -35,7 +35,11 @@ from voxflow.phantoms.brain import BrainAnatomy
 from voxflow.physics import qq_model
 from voxflow.seeding import rng
 
-# Tissue parameter ranges (§A4): (low, high) drawn per subject; S0 relative to WM.
+# SD of the smooth within-tissue fields (relative for S0, R2, v; ppm for chi_nb). Together with
+# the per-subject tissue means (tissue_spread) they decide how well Y can be known at all:
+# benchmarks/qq_fit.py prints the per-voxel posterior SD of Y for each setting.
+FIELD_SD = {"S0": 0.0075, "R2": 0.0125, "v": 0.0375, "chi_nb": 0.0025}
+# Tissue parameter ranges (§A4): (low, high), their midpoints by default; S0 relative to WM.
 TISSUE_RANGES = {
     "gm": {"S0": (0.85, 0.85), "R2": (12, 15), "v": (0.03, 0.05), "chi_nb": (-0.01, 0.02)},
     "wm": {"S0": (1.0, 1.0), "R2": (12, 15), "v": (0.01, 0.02), "chi_nb": (-0.04, -0.01)},
@@ -51,7 +55,7 @@ class QQPhantomConfig:
     n_echoes: int = 8
     te1_ms: float = 4.5
     dte_ms: float = 5.0
-    snr: float = 100.0
+    snr: float = 200.0
     qsm_noise_ppm: float = 0.005
     y_mean: float = 0.62
     y_subject_sd: float = 0.025  # between-subject OEF SD 2.6 points (QQ, Cho 2021)
@@ -64,8 +68,8 @@ class QQPhantomConfig:
     texture_mm: float = 6.0
     y_texture_mm: float = 16.0  # territory-scale variation
     s0_scale: float = 1.0  # S0 relative to WM, as in §A4
-    tissue_spread: float = 1.0  # per-subject tissue means drawn over this share of §A4's range
-    texture_scale: float = 1.0  # amplitude of the S0, R2, v, chi_nb fields (3, 5, 15 %, 10 ppb)
+    tissue_spread: float = 0.0  # per-subject tissue means over this share of §A4's range
+    texture_scale: float = 1.0  # times FIELD_SD: the smooth S0, R2, v, chi_nb fields
 
     def __post_init__(self) -> None:
         if self.n_echoes < 3:
@@ -153,11 +157,10 @@ def make_qq_subject(anat: BrainAnatomy, seed: int, cfg: QQPhantomConfig | None =
         means = {t: tissue_mean(TISSUE_RANGES[t][p], g, cfg.tissue_spread) for t in probs}
         maps[p] = sum(probs[t] * means[t] for t in probs) / total
     # smooth within-tissue heterogeneity
-    k = cfg.texture_scale
-    maps["S0"] = maps["S0"] * (1 + 0.03 * k * smooth_field(brain.shape, g, sigma))
-    maps["R2"] = maps["R2"] * (1 + 0.05 * k * smooth_field(brain.shape, g, sigma))
-    maps["v"] = maps["v"] * (1 + 0.15 * k * smooth_field(brain.shape, g, sigma))
-    maps["chi_nb"] = maps["chi_nb"] + 0.01 * k * smooth_field(brain.shape, g, sigma)
+    sd = {p: cfg.texture_scale * v for p, v in FIELD_SD.items()}
+    for p in ("S0", "R2", "v"):
+        maps[p] = maps[p] * (1 + sd[p] * smooth_field(brain.shape, g, sigma))
+    maps["chi_nb"] = maps["chi_nb"] + sd["chi_nb"] * smooth_field(brain.shape, g, sigma)
     y_subject = np.clip(g.normal(cfg.y_mean, cfg.y_subject_sd), 0.55, 0.70)
     y = y_subject + cfg.y_texture_sd * smooth_field(brain.shape, g, cfg.y_texture_mm / voxel_mm)
     n_hyp = int(g.integers(cfg.hypoxic_min, cfg.hypoxic_max + 1))
