@@ -43,11 +43,11 @@ def make_workdir(dest: Path, config: dict | None = None) -> Path:
     return dest
 
 
+# what every one-study tiny config shares: seed, CPU, one 6 mm brain phantom for the QC figure
+TINY_STUDY = {"seed": 42, "device": "cpu", "brain_phantom": {"subjects": 1, "voxel_mm": 6.0}}
 TINY_QQ = {
-    "seed": 42,
-    "device": "cpu",
+    **TINY_STUDY,
     "studies": ["qq"],
-    "brain_phantom": {"subjects": 1, "voxel_mm": 6.0},
     "qq": {
         "cohort": {"layout": "qq", "root": ""},
         "phantom": {"subjects": 5, "snr": 100, "qsm_noise_ppm": 0.005},

@@ -5,12 +5,11 @@ import copy
 import pandas as pd
 import pytest
 import yaml
+from workflow_copy import TINY_STUDY
 
 TINY_MS = {
-    "seed": 42,
-    "device": "cpu",
+    **TINY_STUDY,
     "studies": ["ms"],
-    "brain_phantom": {"subjects": 1, "voxel_mm": 6.0},
     "ms": {
         "cohort": {"layout": "isbi2015", "root": ""},
         "phantom": {"subjects": 5},

@@ -118,7 +118,7 @@ def normalisation(folders: list[Path], transform: str = "none") -> dict[str, Any
 
 
 def _normalised_inputs(c: dict[str, np.ndarray], norm: dict[str, Any]) -> np.ndarray:
-    x = network_inputs(c["inputs"], norm.get("input_transform", "none"))
+    x = network_inputs(c["inputs"], norm["input_transform"])
     return _norm(x, norm["inputs_mean"], norm["inputs_std"]) * c["mask"]
 
 
@@ -132,7 +132,7 @@ def _denorm(x: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
     return x * np.reshape(std, shape) + np.reshape(mean, shape)
 
 
-def _subject(folder: Path, norm: dict[str, list[float]]):
+def _subject(folder: Path, norm: dict[str, Any]):
     import torch
     import torchio as tio
 
@@ -159,7 +159,7 @@ def train_model(
     model_name: str,
     train_dirs: list[Path],
     val_dirs: list[Path],
-    norm: dict[str, list[float]],
+    norm: dict[str, Any],
     out_dir: Path,
     cfg: dict[str, Any],
     seed: int,
@@ -197,7 +197,7 @@ def train_model(
     return trainer.fit(train_loader, val_loader)
 
 
-def predict_case(model, folder: Path, norm: dict[str, list[float]], device: str = "cpu"):
+def predict_case(model, folder: Path, norm: dict[str, Any], device: str = "cpu"):
     """Parameter maps (5, x, y, z) of one cropped subject, in physical units; and seconds."""
     import torch
 
@@ -222,7 +222,7 @@ def evaluate_model(
     model_name: str,
     model_path: Path,
     test_dirs: list[Path],
-    norm: dict[str, list[float]],
+    norm: dict[str, Any],
     cfg: dict[str, Any],
     device: str,
     pred_dir: Path,
@@ -253,7 +253,7 @@ def evaluate_model(
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def train_mean_rows(test_dirs: list[Path], norm: dict[str, list[float]]) -> pd.DataFrame:
+def train_mean_rows(test_dirs: list[Path], norm: dict[str, Any]) -> pd.DataFrame:
     """The reference a network must beat: every tissue voxel predicted as the training set's
     mean of each parameter (what a model that learned nothing from the data would output)."""
     rows = []
@@ -268,7 +268,7 @@ def train_mean_rows(test_dirs: list[Path], norm: dict[str, list[float]]) -> pd.D
 
 
 def fit_case(
-    folder: Path, echo_times: np.ndarray, norm: dict[str, list[float]], fit_cfg: dict[str, Any]
+    folder: Path, echo_times: np.ndarray, norm: dict[str, Any], fit_cfg: dict[str, Any]
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Voxelwise NLLS fit of one cropped subject inside its mask; maps (5, x, y, z) and a row.
 
