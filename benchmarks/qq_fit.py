@@ -21,15 +21,20 @@ import time
 import numpy as np
 
 from voxflow.phantoms.qq import FIELD_SD as FIELD_SD_REL
+from voxflow.phantoms.qq import TISSUE_RANGES, QQPhantomConfig
 from voxflow.physics import qq_model
 from voxflow.physics.qq_model import PARAMS
 
 PRIOR_SD = np.array([0.0255, 0.87, 0.036, 0.0058, 0.0087])  # S0, R2, Y, v, chi_nb (spread)
 # cortical GM in the phantom: SD of the per-subject tissue mean (uniform over the §A4 range,
-# times tissue_spread) and of the smooth field (times texture_scale); Y: subject + texture SD
-RANGE_SD = np.array([0.0, 3.0, 0.0, 0.02, 0.03]) / np.sqrt(12)
-FIELD_SD = np.array([0.85, 13.5, 0.0, 0.04, 1.0]) * [FIELD_SD_REL.get(p, 0.0) for p in PARAMS]
-Y_SD = float(np.hypot(0.025, 0.02))
+# times tissue_spread) and of the smooth field (times texture_scale, relative to the midpoint
+# except for chi_nb); Y: subject shift + texture SD
+_GM = {p: TISSUE_RANGES["gm"].get(p, (0.0, 0.0)) for p in PARAMS}
+RANGE_SD = np.array([hi - lo for lo, hi in _GM.values()]) / np.sqrt(12)
+FIELD_SD = np.array(
+    [FIELD_SD_REL.get(p, 0.0) * (1.0 if p == "chi_nb" else sum(_GM[p]) / 2) for p in PARAMS]
+)
+Y_SD = float(np.hypot(QQPhantomConfig().y_subject_sd, QQPhantomConfig().y_texture_sd))
 
 
 def simulate(n: int, snr: float, g: np.random.Generator):

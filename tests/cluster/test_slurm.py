@@ -26,13 +26,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from workflow_copy import SNAKEMAKE, TINY_QQ, make_workdir
+from workflow_copy import SNAKEMAKE, TINY_QQ, _snakemake, make_workdir, run_command
 
 HERE = Path(__file__).resolve().parent
 # The tests poll squeue from 2 s on (profiles/slurm: 10 s); slurmctld keeps finished jobs 300 s.
 FAST = ["--slurm-init-seconds-before-status-checks", "2"]
-# the smallest qq DAG with CPU rules (phantom, crop, split, fit, table) and GPU rules (train,
-# evaluate): 4 subjects (2 train, 1 val, 1 test), one network
+# the smallest qq DAG with CPU rules (crop, normalisation, fit; split and table run locally) and
+# GPU rules (train, evaluate): 4 subjects (2 train, 1 val, 1 test), one network
 CONFIG = {
     **TINY_QQ,
     "train_threads": 1,  # the same torch threads in both runs (bit-identical weights)
@@ -98,13 +98,6 @@ def _cluster_cmd(*args: str) -> list[str]:
     return [SNAKEMAKE, "--profile", "profiles/slurm", *FAST, *args]
 
 
-def _run(wd: Path, cmd: list[str], ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=600)
-    if ok and proc.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
 def _table(wd: Path) -> pd.DataFrame:
     return pd.read_csv(wd / "results/qq/rmse.tsv", sep="\t").drop(columns="seconds")
 
@@ -147,7 +140,7 @@ def cluster_run(slurm, tmp_path_factory):
     generated (as a user's cluster run reads their dataset): the first with ``--retries 0``,
     the second the profile as is (``retries: 1``); each has its first training job killed."""
     local = make_workdir(tmp_path_factory.mktemp("local"), CONFIG)
-    _run(local, [SNAKEMAKE, "--cores", "2", "--until", "qq_phantom"])
+    _snakemake(local, "--until", "qq_phantom")
     cohort = {"layout": "qq", "root": str(local / "resources/qq/phantom")}
     wd = make_workdir(
         tmp_path_factory.mktemp("cluster"), {**CONFIG, "qq": {**CONFIG["qq"], "cohort": cohort}}
@@ -192,7 +185,7 @@ def test_the_rerun_resubmits_a_killed_job_and_completes(cluster_run):
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert f"SLURM-job '{killed}' failed" in proc.stdout and "CANCELLED" in proc.stdout
     assert "Trying to restart job" in proc.stdout  # profiles/slurm: retries 1
-    assert "Nothing to be done" in _run(cluster_run["wd"], _cluster_cmd("-n")).stdout
+    assert "Nothing to be done" in run_command(_cluster_cmd("-n"), cluster_run["wd"]).stdout
 
 
 @pytest.mark.slow

@@ -21,14 +21,17 @@ TINY = {
 }
 
 
-def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir``; on failure with ``check`` show its output."""
-    proc = subprocess.run(
-        [SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900
-    )
+def run_command(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in ``cwd``; on failure with ``check`` fail the test showing its output."""
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
-        pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake on 2 cores in ``workdir``; on failure with ``check`` show its output."""
+    return run_command([SNAKEMAKE, "--cores", "2", *args], workdir, check)
 
 
 def make_workdir(dest: Path, config: dict | None = None) -> Path:
