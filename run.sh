@@ -3,11 +3,13 @@
 #   bash run.sh demo [snakemake args...]   run the workflow on the embedded demo cohort
 #   bash run.sh test [pytest args...]      run the test suite (unit, workflow DAG, lint, style)
 #   bash run.sh setup                      only create/refresh the virtual environment
-# Needs only python3 (>= 3.10) with pip/venv. Installs into .venv/ (override with VOXFLOW_VENV).
+# Needs only python3 (>= 3.11) with pip/venv. Installs into .venv/ (override with VOXFLOW_VENV).
 # torch: installed first, as VOXFLOW_TORCH (default torch==2.13.0) from the default index, or
 # from VOXFLOW_TORCH_INDEX if set, e.g. https://download.pytorch.org/whl/cpu for a CPU-only
 # build, or https://download.pytorch.org/whl/cu128 for a specific CUDA build. Everything
-# else then keeps that torch (pyproject only asks torch>=2.2).
+# else then comes from the lock requirements/py3.X.txt (exact versions, sha256-checked;
+# regenerate with `python requirements/lock.py`), on Linux x86_64; elsewhere, or on a Python
+# without a lock, from pyproject.toml's ranges (with a warning).
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VOXFLOW_VENV:-.venv}"
@@ -15,13 +17,22 @@ PY="${PYTHON:-python3}"
 export MPLBACKEND=Agg PIP_DISABLE_PIP_VERSION_CHECK=1
 
 setup() {
-    local stamp="$VENV/.voxflow-setup" want
-    want="$(cat pyproject.toml run.sh | sha256sum | cut -c1-16)"
+    local stamp="$VENV/.voxflow-setup" want lock pyver
+    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+    pyver="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    case "$pyver" in 3.[0-9] | 3.10)
+        echo "voxflow: needs Python >= 3.11 (Snakemake 9.27 does), $VENV has $pyver;" \
+            "run with PYTHON=python3.11 (or newer) after removing $VENV" >&2
+        exit 1
+        ;;
+    esac
+    lock="requirements/py$pyver.txt"
+    [ "$(uname -sm)" = "Linux x86_64" ] && [ -f "$lock" ] || lock=""
+    want="$(cat pyproject.toml run.sh ${lock:+"$lock"} | sha256sum | cut -c1-16)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
     echo "voxflow: setting up $VENV (first run takes a few minutes)" >&2
-    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
     if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
         local spec="${VOXFLOW_TORCH:-torch==2.13.0}"
         if [ -n "${VOXFLOW_TORCH_INDEX:-}" ]; then
@@ -30,7 +41,17 @@ setup() {
             "$VENV/bin/python" -m pip install -q "$spec"
         fi
     fi
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    if [ -n "$lock" ]; then
+        echo "voxflow: installing the locked versions of $lock" >&2
+        "$VENV/bin/python" -m pip install -q --require-hashes --no-deps -r "$lock"
+        "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+        "$VENV/bin/python" -m pip check >&2
+    else
+        echo "voxflow: WARNING no lock for Python $pyver on $(uname -sm) (requirements/ has" \
+            "Linux x86_64 locks for 3.11-3.13); installing pyproject.toml's version ranges" >&2
+        "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    fi
+    "$VENV/bin/python" -m voxflow.snakemake_argv install >&2
     "$VENV/bin/python" -c "import torch; print('voxflow: torch', torch.__version__, \
 'cuda' if torch.cuda.is_available() else 'cpu')" >&2
     echo "$want" >"$stamp"

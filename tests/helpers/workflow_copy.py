@@ -34,15 +34,24 @@ def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Comp
     return run_command([SNAKEMAKE, "--cores", "2", *args], workdir, check)
 
 
-def make_workdir(dest: Path, config: dict | None = None) -> Path:
+def make_workdir(
+    dest: Path, config: dict | None = None, *, repo_config: bool = False, extra: tuple = ()
+) -> Path:
+    """Copy the workflow into ``dest`` with ``config`` (default TINY) as its config.yaml.
+
+    ``repo_config`` keeps the repository's own config.yaml (the demo preset); ``extra`` names
+    more top-level paths to copy (e.g. run.sh). Tests never run in the checkout itself, so
+    what a demo left there (results/, resources/, .snakemake/, logs/) cannot change them.
+    """
     dest.mkdir(parents=True, exist_ok=True)
-    for name in COPY:
+    for name in (*COPY, *extra):
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dest / name)
-    (dest / "config" / "config.yaml").write_text(yaml.safe_dump(config or TINY))
+    if not repo_config:
+        (dest / "config" / "config.yaml").write_text(yaml.safe_dump(config or TINY))
     return dest
 
 

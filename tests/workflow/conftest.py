@@ -22,6 +22,12 @@ def workdir(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="module")
+def repo_workdir(tmp_path_factory) -> Path:
+    """A copy of the workflow with the repository's own (demo) config, nothing built."""
+    return make_workdir(tmp_path_factory.mktemp("wf-repo"), repo_config=True)
+
+
+@pytest.fixture(scope="module")
 def finished_workdir(tmp_path_factory) -> Path:
     """A workdir in which the whole default target has been built once."""
     wd = make_workdir(tmp_path_factory.mktemp("wf-done"))

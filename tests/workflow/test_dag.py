@@ -8,9 +8,11 @@ def _md5s(paths):
     return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in paths}
 
 
-def test_dry_run_of_the_repository_config(snakemake, repo):
-    proc = snakemake(repo, "-n", "--quiet", "rules")
-    assert "brain_phantom" in proc.stdout + proc.stderr
+def test_dry_run_of_the_repository_config(snakemake, repo_workdir):
+    proc = snakemake(repo_workdir, "-n", "--quiet", "rules")
+    text = proc.stdout + proc.stderr
+    for rule in ("brain_phantom", "ms_train", "qq_train"):
+        assert rule in text
 
 
 def test_dry_run_plans_every_rule(snakemake, workdir):
@@ -87,8 +89,8 @@ def test_failing_rule_leaves_no_output_and_logs_reason(snakemake, workdir):
     assert not list((workdir / "resources").rglob("*.nii.gz"))
 
 
-def test_lint_is_clean(snakemake, repo):
-    proc = snakemake(repo, "--lint", check=False)
+def test_lint_is_clean(snakemake, repo_workdir):
+    proc = snakemake(repo_workdir, "--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

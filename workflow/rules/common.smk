@@ -3,6 +3,8 @@ import os
 
 from snakemake.exceptions import WorkflowError
 
+from voxflow.gpus import gpus_per_job
+
 # Studies that have rules in this version: name -> headline outputs.
 STUDY_TARGETS = {
     "ms": ["results/ms/dsc.tsv"],
@@ -19,6 +21,17 @@ if _missing:
 
 
 BRAIN_MAPS = ["t1", "gm", "wm", "csf", "mask"]
+
+
+# ---- GPU jobs -------------------------------------------------------------------------------
+# The `gpu` resource of training/inference jobs: 1 where they run on CUDA (a local GPU, device:
+# cuda, or any cluster executor: SLURM gives each one a GPU), 0 on a CPU-only machine, where
+# `--resources gpu=1` must not serialise them (two 1-thread trainings side by side).
+GPU_PER_JOB = gpus_per_job(config["device"], local=workflow.local_exec)
+# Locally, GPU jobs share the (first visible) GPU one at a time unless `--resources gpu=N`
+# says otherwise; a cluster schedules its GPUs itself, so no limit is added there.
+if GPU_PER_JOB and workflow.local_exec and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", 1)
 
 
 def brain_subjects():

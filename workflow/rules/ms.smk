@@ -90,7 +90,7 @@ rule ms_train:
         "../../envs/torch.yaml"
     threads: config["train_threads"]
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
         mem_mb=8000,
         runtime=240,
     params:
@@ -124,7 +124,7 @@ rule ms_evaluate:
         "../../envs/torch.yaml"
     threads: config["train_threads"]
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
         mem_mb=8000,
         runtime=60,
     params:

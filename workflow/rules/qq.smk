@@ -103,7 +103,7 @@ rule qq_train:
         "../../envs/torch.yaml"
     threads: config["train_threads"]
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
         mem_mb=8000,
         runtime=480,
     params:
@@ -130,7 +130,7 @@ rule qq_evaluate:
         "../../envs/torch.yaml"
     threads: config["train_threads"]
     resources:
-        gpu=1,
+        gpu=GPU_PER_JOB,
         mem_mb=8000,
         runtime=60,
     params:
