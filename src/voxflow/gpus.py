@@ -38,15 +38,16 @@ def visible_cuda_gpus(proc_dir: Path = NVIDIA_PROC) -> int:
     return min(present, len(ids))
 
 
-def gpus_per_job(device: str, local: bool, visible: int | None = None) -> int:
-    """The ``gpu`` resource of a GPU-capable job: 1 where it runs on CUDA, else 0.
+def gpus_per_job(device: str, visible: int | None = None) -> int:
+    """The ``gpu`` resource of a GPU-capable job run on this machine: 1 on CUDA, else 0.
 
-    ``device`` is the config's ``auto``/``cpu``/``cuda``; ``local`` is False for cluster
-    executors (SLURM...), whose jobs run on GPU nodes whatever the submitting host has.
+    ``device`` is the config's ``auto``/``cpu``/``cuda``; ``visible`` defaults to
+    :func:`visible_cuda_gpus`. (Cluster profiles set the resource per rule themselves: the
+    submitting host's GPUs say nothing about the nodes'.)
     """
     if device == "cpu":
         return 0
-    if device == "cuda" or not local:
+    if device == "cuda":
         return 1
     if visible is None:
         visible = visible_cuda_gpus()

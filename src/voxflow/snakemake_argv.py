@@ -78,9 +78,9 @@ def hook() -> None:
     if moved:
         sys.argv[1:] = args
         print(
-            f"voxflow: read {' '.join(moved)} as target(s): Snakemake's --resources/--config "
-            "options take every following word as NAME=VALUE, so write targets first "
-            f"(snakemake {' '.join(args)}); VOXFLOW_KEEP_ARGV=1 turns this off",
+            f"voxflow: read {' '.join(moved)} as target(s), not as option values (Snakemake "
+            "takes every word after --resources/--config as NAME=VALUE: write targets "
+            "first); VOXFLOW_KEEP_ARGV=1 turns this off",
             file=sys.stderr,
         )
 

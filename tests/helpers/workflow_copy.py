@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -21,9 +22,12 @@ TINY = {
 }
 
 
-def run_command(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run_command(
+    cmd: list[str], cwd: Path, check: bool = True, env_extra: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run ``cmd`` in ``cwd``; on failure with ``check`` fail the test showing its output."""
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, **(env_extra or {})}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -1,16 +1,41 @@
 """The qq study's DAG end to end on a tiny config (6 mm phantoms, a few epochs)."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
 import yaml
 from workflow_copy import TINY_QQ
 
+from voxflow.gpus import visible_cuda_gpus
+
+
+def max_concurrent(log: str, rule: str) -> int:
+    """Most jobs of ``rule`` running at once, from Snakemake's job start and finish lines."""
+    running: set[str] = set()
+    most = 0
+    for m in re.finditer(
+        rf"rule {rule}:\n(?:    .*\n)*?    jobid: (\d+)|Finished jobid: (\d+)", log
+    ):
+        if m.group(1):
+            running.add(m.group(1))
+            most = max(most, len(running))
+        else:
+            running.discard(m.group(2))
+    return most
+
 
 @pytest.mark.slow
 def test_qq_dag_tables_figure_and_rerun(snakemake, workdir):
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_QQ))
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump({**TINY_QQ, "train_threads": 1}))
+    # the two trainings first, with --resources gpu=1: on a CPU-only machine the jobs hold no
+    # GPU, so the two 1-thread trainings still run side by side on the 2 cores
+    trained = [f"results/qq/train/{m}/model.pt" for m in ("resnet3d", "cnn3d")]
+    proc = snakemake(workdir, *trained, "--resources", "gpu=1")
+    assert max_concurrent(proc.stdout + proc.stderr, "qq_train") == (
+        1 if visible_cuda_gpus() else 2
+    )
     snakemake(workdir)
     table = pd.read_csv(workdir / "results/qq/rmse.tsv", sep="\t")
     assert list(table.columns) == [

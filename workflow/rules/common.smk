@@ -24,13 +24,13 @@ BRAIN_MAPS = ["t1", "gm", "wm", "csf", "mask"]
 
 
 # ---- GPU jobs -------------------------------------------------------------------------------
-# The `gpu` resource of training/inference jobs: 1 where they run on CUDA (a local GPU, device:
-# cuda, or any cluster executor: SLURM gives each one a GPU), 0 on a CPU-only machine, where
-# `--resources gpu=1` must not serialise them (two 1-thread trainings side by side).
-GPU_PER_JOB = gpus_per_job(config["device"], local=workflow.local_exec)
+# The `gpu` resource of training/inference jobs: 1 where they run on CUDA (a local GPU or
+# device: cuda), 0 on a CPU-only machine, where `--resources gpu=1` must not serialise them
+# (two 1-thread trainings side by side). profiles/slurm sets it to 1 per rule (--gpus=1).
+GPU_PER_JOB = gpus_per_job(config["device"])
 # Locally, GPU jobs share the (first visible) GPU one at a time unless `--resources gpu=N`
-# says otherwise; a cluster schedules its GPUs itself, so no limit is added there.
-if GPU_PER_JOB and workflow.local_exec and "gpu" not in workflow.global_resources:
+# (or a profile's `resources`) says otherwise.
+if GPU_PER_JOB and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", 1)
 
 
