@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,18 @@ TINY = {
     "studies": [],
     "brain_phantom": {"subjects": 2, "voxel_mm": 6.0},
 }
+
+
+RULE = re.compile(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", re.M)
+
+
+def rule_bodies(repo: Path = REPO) -> list[tuple[str, Path, str]]:
+    """(rule name, .smk file, indented body) of every rule under workflow/rules/, sorted."""
+    return [
+        (m.group(1), smk, m.group(2))
+        for smk in sorted((repo / "workflow" / "rules").glob("*.smk"))
+        for m in RULE.finditer(smk.read_text())
+    ]
 
 
 def run_command(

@@ -2,6 +2,7 @@ import hashlib
 
 import pandas as pd
 import pytest
+from workflow_copy import rule_bodies
 
 
 def _md5s(paths):
@@ -107,13 +108,9 @@ def test_profiles(snakemake, workdir):
 
 
 def test_every_rule_declares_log_conda_threads_resources(repo):
-    import re
-
-    for smk in (repo / "workflow/rules").glob("*.smk"):
-        for m in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M):
-            body = m.group(2)
-            for directive in ("log:", "conda:", "threads:", "resources:", "mem_mb=", "runtime="):
-                assert directive in body, f"rule {m.group(1)} lacks {directive}"
+    for name, _, body in rule_bodies(repo):
+        for directive in ("log:", "conda:", "threads:", "resources:", "mem_mb=", "runtime="):
+            assert directive in body, f"rule {name} lacks {directive}"
 
 
 def _dicom_config(workdir, folder_name):

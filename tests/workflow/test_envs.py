@@ -16,6 +16,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
+from workflow_copy import rule_bodies
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
@@ -30,7 +31,6 @@ CONDA_NAME = {
     "skimage": "scikit-image",
     "PIL": "pillow",
 }
-RULE = re.compile(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", re.M)
 
 
 def _directive(block: str, name: str) -> str | None:
@@ -40,13 +40,10 @@ def _directive(block: str, name: str) -> str | None:
 
 def rules() -> list[tuple[str, Path, str | None, str | None]]:
     """(rule, smk file, conda path, script path) for every rule with a body."""
-    out = []
-    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for m in RULE.finditer(smk.read_text()):
-            out.append(
-                (m.group(1), smk, _directive(m.group(2), "conda"), _directive(m.group(2), "script"))
-            )
-    return out
+    return [
+        (name, smk, _directive(body, "conda"), _directive(body, "script"))
+        for name, smk, body in rule_bodies(REPO)
+    ]
 
 
 def _module_file(name: str) -> Path | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from workflow_copy import SNAKEMAKE, run_command
+from workflow_copy import SNAKEMAKE, rule_bodies, run_command
 
 from voxflow.gpus import visible_cuda_gpus
 from voxflow.snakemake_argv import pth_path
@@ -69,11 +69,7 @@ def test_gpu_resource_follows_where_the_jobs_run(repo_workdir):
 def test_slurm_profile_gives_every_gpu_rule_a_gpu(repo):
     import yaml
 
-    gpu_rules = set()
-    for smk in (repo / "workflow/rules").glob("*.smk"):
-        for m in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M):
-            if "gpu=GPU_PER_JOB" in m.group(2):
-                gpu_rules.add(m.group(1))
+    gpu_rules = {name for name, _, body in rule_bodies(repo) if "gpu=GPU_PER_JOB" in body}
     assert gpu_rules >= GPU_RULES
     profile = yaml.safe_load((repo / "profiles/slurm/config.yaml").read_text())
     assert {r for r, res in profile["set-resources"].items() if res.get("gpu") == 1} == gpu_rules
