@@ -2,7 +2,8 @@
 # voxflow: set up on first use, then run.
 #   bash run.sh demo [snakemake args...]   run the workflow on the embedded demo cohort
 #   bash run.sh test [pytest args...]      run the test suite (unit, workflow DAG, lint, style)
-#   bash run.sh setup                      only create/refresh the virtual environment
+#   bash run.sh setup [--check]            only create/refresh the virtual environment
+#                                          (--check: exit 1 if it would install)
 # Needs only python3 (>= 3.11) with pip/venv. Installs into .venv/ (override with VOXFLOW_VENV).
 # torch: installed first, as VOXFLOW_TORCH (default torch==2.13.0) from the default index, or
 # from VOXFLOW_TORCH_INDEX if set, e.g. https://download.pytorch.org/whl/cpu for a CPU-only
@@ -16,20 +17,33 @@ VENV="${VOXFLOW_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 export MPLBACKEND=Agg PIP_DISABLE_PIP_VERSION_CHECK=1
 
-setup() {
-    local stamp="$VENV/.voxflow-setup" want lock pyver
-    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-    pyver="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    case "$pyver" in 3.[0-9] | 3.10)
-        echo "voxflow: needs Python >= 3.11 (Snakemake 9.27 does), $VENV has $pyver;" \
+# Sets PYVER, LOCK (the lock file for this venv's Python and machine, or empty) and WANT (the
+# digest the set-up stamp holds once this checkout's pyproject.toml, run.sh and lock are in).
+resolve_lock() {
+    PYVER="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    case "$PYVER" in 3.[0-9] | 3.10)
+        echo "voxflow: needs Python >= 3.11 (Snakemake 9.27 does), $VENV has $PYVER;" \
             "run with PYTHON=python3.11 (or newer) after removing $VENV" >&2
         exit 1
         ;;
     esac
-    lock="requirements/py$pyver.txt"
-    [ "$(uname -sm)" = "Linux x86_64" ] && [ -f "$lock" ] || lock=""
-    want="$(cat pyproject.toml run.sh ${lock:+"$lock"} | sha256sum | cut -c1-16)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    LOCK="requirements/py$PYVER.txt"
+    [ "$(uname -sm)" = "Linux x86_64" ] && [ -f "$LOCK" ] || LOCK=""
+    WANT="$(cat pyproject.toml run.sh ${LOCK:+"$LOCK"} | sha256sum | cut -c1-16)"
+}
+
+# `setup --check`: exit 0 when the environment is current, 1 when setup would install.
+setup() {
+    local stamp="$VENV/.voxflow-setup"
+    if [ "${1:-}" = "--check" ]; then
+        [ -x "$VENV/bin/python" ] || exit 1
+        resolve_lock
+        [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$WANT" ]
+        return
+    fi
+    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+    resolve_lock
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$WANT" ]; then
         return 0
     fi
     echo "voxflow: setting up $VENV (first run takes a few minutes)" >&2
@@ -41,26 +55,26 @@ setup() {
             "$VENV/bin/python" -m pip install -q "$spec"
         fi
     fi
-    if [ -n "$lock" ]; then
-        echo "voxflow: installing the locked versions of $lock" >&2
-        "$VENV/bin/python" -m pip install -q --require-hashes --no-deps -r "$lock"
+    if [ -n "$LOCK" ]; then
+        echo "voxflow: installing the locked versions of $LOCK" >&2
+        "$VENV/bin/python" -m pip install -q --require-hashes --no-deps -r "$LOCK"
         "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
         "$VENV/bin/python" -m pip check >&2
     else
-        echo "voxflow: WARNING no lock for Python $pyver on $(uname -sm) (requirements/ has" \
+        echo "voxflow: WARNING no lock for Python $PYVER on $(uname -sm) (requirements/ has" \
             "Linux x86_64 locks for 3.11-3.13); installing pyproject.toml's version ranges" >&2
         "$VENV/bin/python" -m pip install -q -e ".[dev]"
     fi
     "$VENV/bin/python" -m voxflow.snakemake_argv install >&2
     "$VENV/bin/python" -c "import torch; print('voxflow: torch', torch.__version__, \
 'cuda' if torch.cuda.is_available() else 'cpu')" >&2
-    echo "$want" >"$stamp"
+    echo "$WANT" >"$stamp"
 }
 
 cmd="${1:-demo}"
 shift || true
 case "$cmd" in
-setup) setup ;;
+setup) setup "$@" ;;
 demo)
     setup
     exec "$VENV/bin/snakemake" "$@"

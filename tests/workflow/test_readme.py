@@ -17,7 +17,6 @@ option is kept, an optional placeholder (``[targets]``) dropped. Dry forms:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shlex
@@ -106,14 +105,10 @@ COMMANDS = unique(readme_commands(README.read_text()))
 
 
 def _venv_is_run_sh_setup(workdir: Path) -> bool:
-    """True when this environment's setup stamp matches the copy's run.sh inputs (no install)."""
-    stamp = Path(sys.prefix) / ".voxflow-setup"
-    if not stamp.exists():
-        return False
-    lock = workdir / "requirements" / "py{}.{}.txt".format(*sys.version_info[:2])
-    files = [workdir / "pyproject.toml", workdir / "run.sh"] + ([lock] if lock.exists() else [])
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
-    return stamp.read_text().strip() == digest
+    """True when run.sh in ``workdir`` finds this environment current (it would not install)."""
+    env = {**os.environ, "VOXFLOW_VENV": sys.prefix}
+    check = ["bash", "run.sh", "setup", "--check"]
+    return subprocess.run(check, cwd=workdir, env=env, capture_output=True).returncode == 0
 
 
 def run_readme_command(cmd: Command, workdir: Path, report_dir: Path | None = None) -> str | None:
