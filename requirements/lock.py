@@ -58,15 +58,32 @@ def recorded_digest(lock: Path) -> str | None:
     return m.group(1) if m else None
 
 
+PIN = re.compile(r"([A-Za-z0-9_.-]+)==([^\s;\\]+)")
+
+
+def canonical(name: str) -> str:
+    """A package name as PyPI compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def package_blocks(text: str) -> list[tuple[str | None, str]]:
+    """A lock cut into blocks (a pin with its hash lines, or a comment), each with its name."""
+    return [
+        (canonical(m.group(1)) if (m := PIN.match(block)) else None, block)
+        for block in re.split(r"\n(?=\S)", text)
+    ]
+
+
+def locked_versions(lock: Path) -> dict[str, str]:
+    """Package name -> pinned version of a lock file."""
+    return {
+        name: PIN.match(block).group(2) for name, block in package_blocks(lock.read_text()) if name
+    }
+
+
 def drop_unlocked(text: str) -> str:
     """Remove the blocks (pin, hashes, 'via' comments) of packages run.sh installs itself."""
-    blocks = re.split(r"\n(?=\S)", text)
-    kept = []
-    for block in blocks:
-        m = re.match(r"([A-Za-z0-9_.-]+)==", block)
-        if m and NOT_LOCKED.match(m.group(1).lower()):
-            continue
-        kept.append(block)
+    kept = [block for name, block in package_blocks(text) if not (name and NOT_LOCKED.match(name))]
     return "\n".join(kept).rstrip("\n") + "\n"
 
 

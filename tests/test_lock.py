@@ -15,18 +15,6 @@ lock = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(lock)
 
 
-def _canon(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def pins(path: Path) -> dict[str, str]:
-    """name -> version of every ``name==version`` line of a lock."""
-    return {
-        _canon(m.group(1)): m.group(2)
-        for m in re.finditer(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", path.read_text(), re.M)
-    }
-
-
 @pytest.mark.parametrize("python", lock.PYTHONS)
 def test_lock_is_current_for_pyproject(python):
     path = lock.lock_path(python)
@@ -51,16 +39,16 @@ def test_digest_follows_dependencies_not_other_settings(tmp_path):
 @pytest.mark.parametrize("python", lock.PYTHONS)
 def test_every_package_is_pinned_with_hashes(python):
     text = lock.lock_path(python).read_text()
-    blocks = [b for b in re.split(r"\n(?=\S)", text) if not b.startswith("#")]
+    blocks = [(n, b) for n, b in lock.package_blocks(text) if not b.startswith("#")]
     assert len(blocks) > 50
-    for block in blocks:
-        assert re.match(r"[A-Za-z0-9_.-]+==\S+ \\", block), block[:80]
+    for name, block in blocks:
+        assert name and re.match(r"[A-Za-z0-9_.-]+==\S+ \\", block), block[:80]
         assert "--hash=sha256:" in block, f"no hash: {block[:60]}"
-    locked = pins(lock.lock_path(python))
+    locked = lock.locked_versions(lock.lock_path(python))
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
     wanted = data["project"]["dependencies"] + data["project"]["optional-dependencies"]["dev"]
     for req in [*wanted, *data["build-system"]["requires"]]:
-        name = _canon(re.match(r"[A-Za-z0-9_.-]+", req).group(0))
+        name = lock.canonical(re.match(r"[A-Za-z0-9_.-]+", req).group(0))
         if name == "torch":
             assert name not in locked  # run.sh installs the build for the machine
             continue
@@ -87,7 +75,7 @@ def test_this_environment_was_installed_from_the_lock():
         pytest.skip("not an environment run.sh installed from a lock")
     wrong = {
         name: (version, metadata.version(name))
-        for name, version in pins(lock.lock_path(python)).items()
+        for name, version in lock.locked_versions(lock.lock_path(python)).items()
         if metadata.version(name) != version
     }
     assert not wrong, f"installed versions differ from the lock (locked, installed): {wrong}"
