@@ -15,6 +15,10 @@ wildcard_constraints:
     channel=r"flair|mprage|pd|t2|multi",
     qqmodel=r"resnet3d|cnn3d",
     case=r"[A-Za-z0-9_]+",
+    patient=r"[A-Za-z0-9_.-]+",
+    study=r"gwr",
+    gwrmodel=r"resunet3d|unet3d",
+    anymodel=r"resunet3d|unet3d|nnunet",
 
 
 include: "workflow/rules/common.smk"
@@ -22,6 +26,8 @@ include: "workflow/rules/phantom.smk"
 include: "workflow/rules/dicom.smk"
 include: "workflow/rules/ms.smk"
 include: "workflow/rules/qq.smk"
+include: "workflow/rules/register.smk"
+include: "workflow/rules/gwr.smk"
 
 
 rule all:

@@ -58,9 +58,12 @@ def patch_queue(
     lesion_probability: float = 1.0,
     num_workers: int = 0,
     max_length: int | None = None,
+    classes: int = 2,
 ):
     """A ``tio.Queue`` of patches drawn by a ``LabelSampler``: with ``lesion_probability`` = 1
-    every patch is centred on a labelled voxel, so it contains lesion."""
+    every patch is centred on a labelled voxel, so it contains lesion. With ``classes`` > 2
+    (multi-class label maps) that probability is shared equally by the foreground classes, so
+    small structures are sampled as often as large ones (as nnU-Net oversamples foreground)."""
     import torchio as tio
 
     if not 0 <= lesion_probability <= 1:
@@ -68,7 +71,10 @@ def patch_queue(
     sampler = tio.LabelSampler(
         patch_size,
         label_name=label_name,
-        label_probabilities={0: 1 - lesion_probability, 1: lesion_probability},
+        label_probabilities={
+            0: 1 - lesion_probability,
+            **{k: lesion_probability / (classes - 1) for k in range(1, classes)},
+        },
     )
     return tio.Queue(
         subjects,

@@ -9,6 +9,11 @@ from voxflow.gpus import gpus_per_job
 STUDY_TARGETS = {
     "ms": ["results/ms/dsc.tsv"],
     "qq": ["results/qq/rmse.tsv", "results/qq/oef_rmse.tsv"],
+    "gwr": [
+        "results/gwr/summary.tsv",
+        "results/gwr/gwr.tsv",
+        "results/gwr/registration.tsv",
+    ],
 }
 
 _missing = [s for s in config["studies"] if s not in STUDY_TARGETS]
@@ -190,3 +195,69 @@ def qq_subject_files(wildcards):
         optional = os.path.join(qq_root(), wildcards.subject, "mask.nii.gz")
         files = [f for f in files if f != optional or os.path.exists(f)]
     return files
+
+
+# ---- study gwr ------------------------------------------------------------------------------
+GWR_PHANTOM_ROOT = "resources/gwr/phantom"
+GWR_TRUTH_ROOT = "resources/gwr/truth"
+
+
+def gwr_cfg():
+    if "gwr" not in config:
+        raise WorkflowError("config has no 'gwr' block; copy it from config/config.yaml")
+    return config["gwr"]
+
+
+def gwr_phantom():
+    """True when the cohort is the generated phantom (no cohort root configured)."""
+    return not gwr_cfg()["cohort"].get("root")
+
+
+def gwr_root():
+    return GWR_PHANTOM_ROOT if gwr_phantom() else gwr_cfg()["cohort"]["root"]
+
+
+@functools.cache
+def gwr_patients():
+    """Patient IDs (phantom: p001...; real data: the folders under the cohort root)."""
+    if gwr_phantom():
+        return [f"p{i:03d}" for i in range(1, gwr_cfg()["phantom"]["patients"] + 1)]
+    from voxflow.io.layouts.gwr import read_cohort
+
+    return [c.patient for c in read_cohort(gwr_root())]
+
+
+@functools.cache
+def gwr_split():
+    """patient -> train/val; the gwr_split rule writes the same table."""
+    from voxflow.studies.gwr import make_split
+
+    split = make_split(gwr_patients(), config["seed"], gwr_cfg()["val_fraction"])
+    return dict(zip(split.patient, split.split))
+
+
+def gwr_in_split(role):
+    return [p for p, r in gwr_split().items() if r == role]
+
+
+def gwr_outcomes():
+    """The cohort's outcomes.csv (generated for the phantom; optional for real data)."""
+    path = os.path.join(gwr_root(), "outcomes.csv")
+    return [path] if gwr_phantom() or os.path.exists(path) else []
+
+
+def gwr_models():
+    """Own U-Net models plus 'nnunet' (the paper's backbone) as configured."""
+    return list(gwr_cfg()["models"])
+
+
+def registration_inputs(wildcards):
+    """Fixed image (CT as NIfTI), moving image (MR) and its labels of one registration."""
+    if wildcards.study != "gwr":
+        raise WorkflowError(f"register_mr_to_ct: no registration inputs for study {wildcards.study}")
+    root = gwr_root()
+    return {
+        "fixed": f"results/gwr/ct/{wildcards.patient}.nii.gz",
+        "moving": f"{root}/{wildcards.patient}/mr.nii.gz",
+        "labels": f"{root}/{wildcards.patient}/mr_labels.nii.gz",
+    }

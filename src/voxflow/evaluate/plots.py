@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,20 +64,26 @@ def plot_montage(
     path: str | Path,
     overlays: Sequence[np.ndarray | None] | None = None,
     row_labels: Sequence[str] | None = None,
+    slicer: Callable[[np.ndarray], list[np.ndarray]] = centre_slices,
 ) -> Path:
-    """Axial, coronal and sagittal centre slices of each volume (one column per volume)."""
+    """Slices of each volume (one column per volume; by default the axial, coronal and
+    sagittal centre slices). Binary overlays are drawn in one colour, label maps (values > 1)
+    one colour per label."""
     plt = _pyplot()
     n = len(volumes)
-    fig, axes = plt.subplots(3, n, figsize=(2.6 * n, 7.5), squeeze=False)
+    n_rows = len(slicer(volumes[0]))
+    fig, axes = plt.subplots(n_rows, n, figsize=(2.6 * n, 2.5 * n_rows), squeeze=False)
     overlays = overlays or [None] * n
     for c, (vol, title, ov) in enumerate(zip(volumes, titles, overlays, strict=True)):
-        ov_slices = centre_slices(ov) if ov is not None else [None] * 3
-        for r, (img, mask) in enumerate(zip(centre_slices(vol), ov_slices, strict=True)):
+        ov_slices = slicer(ov) if ov is not None else [None] * n_rows
+        labels = ov is not None and float(np.max(ov)) > 1
+        cmap, vmax = ("tab10", 9) if labels else ("autumn", 1)
+        for r, (img, mask) in enumerate(zip(slicer(vol), ov_slices, strict=True)):
             ax = axes[r, c]
             ax.imshow(np.rot90(img), cmap="gray")
             if mask is not None:
                 m = np.rot90(mask)
-                ax.imshow(np.ma.masked_where(m <= 0, m), cmap="autumn", alpha=0.6, vmin=0, vmax=1)
+                ax.imshow(np.ma.masked_where(m <= 0, m), cmap=cmap, alpha=0.6, vmin=0, vmax=vmax)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,6 +65,7 @@ class BrainAnatomy:
     csf: np.ndarray
     mask: np.ndarray
     affine: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def voxel_ml(self) -> float:
@@ -208,10 +210,16 @@ def subject_transform(
 
 
 def make_brain(
-    subject: str, seed: int, cfg: BrainPhantomConfig | None = None, template: Template | None = None
+    subject: str,
+    seed: int,
+    cfg: BrainPhantomConfig | None = None,
+    template: Template | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> BrainAnatomy:
     """Generate one subject's anatomy. Same (subject, seed, cfg) -> identical arrays, whether
-    the template is built here or read from a file (:func:`write_template`)."""
+    the template is built here or read from a file (:func:`write_template`). ``extra`` maps on
+    the template grid (e.g. atlas structures) are pulled through the same warp (linear) into
+    ``BrainAnatomy.extra``."""
     cfg = cfg or BrainPhantomConfig()
     template = template or load_template(cfg.voxel_mm)
     if not np.isclose(template.voxel_mm, cfg.voxel_mm):
@@ -244,6 +252,12 @@ def make_brain(
     for name in MAPS:
         warped = ndimage.map_coordinates(maps[name], vox, order=1, mode="constant", cval=0.0)
         out[name] = np.clip(warped.reshape(shape), 0.0, None).astype(np.float32)
+    warped_extra = {
+        name: ndimage.map_coordinates(m, vox, order=1, mode="constant", cval=0.0)
+        .reshape(shape)
+        .astype(np.float32)
+        for name, m in (extra or {}).items()
+    }
     mask = out["mask"] > 0.5
     tissue = {t: np.clip(out[t], 0.0, 1.0) * mask for t in TISSUES}
     total = tissue["gm"] + tissue["wm"] + tissue["csf"]
@@ -256,6 +270,7 @@ def make_brain(
         csf=(tissue["csf"] * norm).astype(np.float32),
         mask=mask.astype(np.uint8),
         affine=affine,
+        extra=warped_extra,
     )
 
 

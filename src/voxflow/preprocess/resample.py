@@ -3,12 +3,13 @@
 As nnU-Net does, a model trained at one spacing sees data at that spacing: cohorts at another
 resolution (0.5 mm MICCAI 2008, 1 mm open_ms_data, 3 mm demo phantoms) are resampled before
 training or inference. Images use linear interpolation; label maps are resampled as fractions
-and thresholded at 0.5, so they stay binary without the blockiness of nearest neighbour.
+(one per label value) and each voxel takes the label of the largest fraction (binary masks:
+fraction >= 0.5), so they keep their values without the blockiness of nearest neighbour.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -37,23 +38,63 @@ def resampled_grid(
     return tuple(int(n) for n in new_shape), affine @ index_map, scale, offset
 
 
-def resample(vol: Volume, spacing: float | Sequence[float], label: bool = False) -> Volume:
+def resample(vol: Volume, spacing: float | Sequence[float], label: bool | str = False) -> Volume:
     """``vol`` on a grid of voxel size ``spacing`` (mm); unchanged if already there.
-    ``label=True`` treats ``vol`` as a binary mask (nonzero = 1)."""
+    ``label=True`` treats ``vol`` as a binary mask (nonzero = 1); ``label="multi"`` as a label
+    map whose values are all kept (largest resampled fraction wins)."""
     spacing = (float(spacing),) * 3 if np.isscalar(spacing) else tuple(map(float, spacing))
     if np.allclose(vol.spacing[:3], spacing, atol=1e-3):
         return vol
     shape, affine, scale, offset = resampled_grid(vol.shape, vol.affine, spacing)
-    data = (vol.data > 0) if label else vol.data
-    data = data.astype(np.float32)
-    out = ndimage.affine_transform(
-        data,
-        scale,
-        offset=offset,
-        output_shape=shape,
-        order=1,
-        mode="nearest",
-    )
+
+    def interpolate(data: np.ndarray) -> np.ndarray:
+        return ndimage.affine_transform(
+            data.astype(np.float32),
+            scale,
+            offset=offset,
+            output_shape=shape,
+            order=1,
+            mode="nearest",
+        )
+
+    if label == "multi":
+        return Volume(argmax_labels(vol.data, interpolate), affine, vol.path)
     if label:
-        out = (out >= 0.5).astype(vol.data.dtype)
+        out = (interpolate(vol.data > 0) >= 0.5).astype(vol.data.dtype)
+    else:
+        out = interpolate(vol.data)
     return Volume(out, affine, vol.path)
+
+
+def argmax_labels(data: np.ndarray, interpolate: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Resample a label map through ``interpolate`` as one fraction per value; argmax."""
+    values = np.unique(data)
+    best = np.full(interpolate(data == values[0]).shape, -1.0, np.float32)
+    out = np.zeros(best.shape, data.dtype)
+    for v in values:
+        frac = interpolate(data == v)
+        better = frac > best
+        out[better], best[better] = v, frac[better]
+    return out
+
+
+def resample_to_grid(
+    data: np.ndarray,
+    affine: np.ndarray,
+    shape: Sequence[int],
+    target_affine: np.ndarray,
+    order: int = 1,
+    cval: float = 0.0,
+) -> np.ndarray:
+    """``data`` (on ``affine``) sampled at the voxel centres of another grid (``shape``,
+    ``target_affine``), both RAS; outside the source grid -> ``cval``."""
+    index_map = np.linalg.inv(affine) @ target_affine
+    return ndimage.affine_transform(
+        data.astype(np.float32),
+        index_map[:3, :3],
+        offset=index_map[:3, 3],
+        output_shape=tuple(shape),
+        order=order,
+        mode="constant",
+        cval=cval,
+    )

@@ -165,22 +165,13 @@ def train_model(
 def predict_volume(
     model, subject, chans: list[str], patch: int, overlap: int, device, batch_size: int = 4
 ) -> np.ndarray:
-    """Sliding-window probabilities over a whole volume (TorchIO GridSampler + GridAggregator).
+    """Sliding-window lesion probabilities over a whole volume."""
+    from voxflow.evaluate.inference import sliding_window
 
-    Patches go through in batches of ``batch_size``: on CPU, oneDNN's 3D convolutions are
-    about 5x slower per patch with a batch of one (benchmarks/ms_loader.py)."""
-    import torch
-    import torchio as tio
+    def inputs(b):
+        return _input_tensor(b, chans)
 
-    sampler = tio.GridSampler(subject, patch, overlap, padding_mode=0)
-    aggregator = tio.GridAggregator(sampler, overlap_mode="average")
-    loader = torch.utils.data.DataLoader(sampler, batch_size=batch_size)
-    model.eval()
-    with torch.no_grad():
-        for b in loader:
-            logits = model(_input_tensor(b, chans).to(device))
-            aggregator.add_batch(torch.sigmoid(logits).cpu(), b[tio.LOCATION])
-    return aggregator.get_output_tensor()[0].numpy()
+    return sliding_window(model, subject, inputs, patch, overlap, device, "sigmoid", batch_size)[0]
 
 
 def case_metrics(prob: np.ndarray, truth: np.ndarray, spacing, threshold: float) -> dict:

@@ -1,4 +1,5 @@
-"""Losses shared by the studies: BCE+Dice, Dice, Huber, (weighted) cross-entropy."""
+"""Losses shared by the studies: BCE+Dice, Dice, multi-class Dice+CE, Huber, (weighted)
+cross-entropy."""
 
 from __future__ import annotations
 
@@ -51,6 +52,37 @@ class BCEDiceLoss(nn.Module):
         return self.bce_weight * bce + self.dice_weight * self.dice(logits, target)
 
 
+class DiceCELoss(nn.Module):
+    """Multi-class segmentation loss as nnU-Net uses it: cross-entropy + (1 - soft Dice of the
+    softmax over the foreground classes, computed over the whole batch). Targets are integer
+    label maps (B, 1, ...) or (B, ...)."""
+
+    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, eps: float = 1e-5):
+        super().__init__()
+        self.ce_weight, self.dice_weight, self.eps = ce_weight, dice_weight, eps
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        target = target.long().reshape(logits.shape[0], *logits.shape[2:])
+        ce = F.cross_entropy(logits, target)
+        probs = torch.softmax(logits, 1)
+        onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).float()
+        dims = (0, *range(2, logits.ndim))
+        inter = (probs * onehot).sum(dims)[1:]
+        denom = (probs.sum(dims) + onehot.sum(dims))[1:]
+        dice = ((2 * inter + self.eps) / (denom + self.eps)).mean()
+        return self.ce_weight * ce + self.dice_weight * (1.0 - dice)
+
+
+def hard_dice_per_sample(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean Dice over the foreground classes of argmax(logits), one value per sample (B,);
+    a class absent from both prediction and target counts as 1."""
+    k = logits.shape[1]
+    pred = F.one_hot(logits.argmax(1), k).movedim(-1, 1).float()
+    onehot = F.one_hot(target.long().reshape(pred.shape[0], *pred.shape[2:]), k)
+    return soft_dice(pred, onehot.movedim(-1, 1).float())[:, 1:].mean(1)
+
+
 class WeightedCrossEntropyLoss(nn.CrossEntropyLoss):
     """Cross-entropy over class logits (B, K, ...) with optional per-class weights."""
 
@@ -82,6 +114,7 @@ class MaskedHuberLoss(nn.Module):
 LOSSES = {
     "bce_dice": BCEDiceLoss,
     "dice": DiceLoss,
+    "dice_ce": DiceCELoss,
     "huber": MaskedHuberLoss,
     "cross_entropy": WeightedCrossEntropyLoss,
     "bce": nn.BCEWithLogitsLoss,

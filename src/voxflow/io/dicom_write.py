@@ -1,0 +1,89 @@
+"""Write a volume as a single-frame DICOM series (the phantom cohorts' scanner output).
+
+Phantoms write their images the way scanners do, so the demo goes through the same DICOM stage
+as real data: one file per slice, ``ImagePositionPatient``/``ImageOrientationPatient`` in LPS,
+CT values stored as unsigned integers with ``RescaleIntercept`` -1024. Identifiers are
+pseudonymous (the phantom's patient ID) and UIDs are derived from the patient and a seed, so a
+rerun writes byte-identical files and Snakemake's caches stay valid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from voxflow.errors import VoxflowError
+from voxflow.io.atomic import atomic_path
+from voxflow.io.images import LPS_TO_RAS
+
+UID_ROOT = "1.2.826.0.1.3680043.10.1491."  # under pydicom's example arc; phantom data only
+
+
+def _uid(*keys: object) -> str:
+    from pydicom.uid import generate_uid
+
+    return generate_uid(prefix=UID_ROOT, entropy_srcs=[str(k) for k in keys])
+
+
+def write_series(
+    folder: str | Path,
+    data: np.ndarray,
+    affine_ras: np.ndarray,
+    patient_id: str,
+    modality: str = "CT",
+    description: str = "HEAD",
+    intercept: float = -1024.0,
+    seed: int = 0,
+) -> list[Path]:
+    """Write ``data`` (i = column, j = row, k = slice) with voxel-to-RAS ``affine_ras`` as one
+    file per slice under ``folder`` (``IM0001.dcm``...). Values are rounded to integers and
+    stored as ``value - intercept`` (uint16). Returns the written paths."""
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
+
+    if data.ndim != 3:
+        raise VoxflowError(f"{folder}: a DICOM series needs a 3D volume, got shape {data.shape}")
+    lps = LPS_TO_RAS @ np.asarray(affine_ras, float)
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    rowdir, coldir, normal = (lps[:3, a] / spacing[a] for a in range(3))
+    if abs(np.dot(np.cross(rowdir, coldir), normal) - 1) > 1e-3:
+        raise VoxflowError(f"{folder}: the affine must be orthogonal and right-handed for DICOM")
+    stored = np.round(data - intercept)
+    if stored.min() < 0 or stored.max() > 65535:
+        raise VoxflowError(f"{folder}: values out of the uint16 range after the intercept")
+    sop_class = CTImageStorage if modality == "CT" else MRImageStorage
+    series_uid, study_uid = _uid(seed, patient_id, "series"), _uid(seed, patient_id, "study")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(data.shape[2]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = sop_class
+        meta.MediaStorageSOPInstanceUID = _uid(seed, patient_id, "slice", k)
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        path = folder / f"IM{k + 1:04d}.dcm"
+        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID = sop_class
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.PatientID = ds.PatientName = patient_id
+        ds.Modality, ds.Manufacturer = modality, "voxflow-phantom"
+        ds.SeriesDescription, ds.SeriesNumber = description, 2
+        ds.InstanceNumber, ds.AcquisitionNumber = k + 1, 1
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*rowdir, *coldir)]
+        ds.ImagePositionPatient = [f"{v:.4f}" for v in lps[:3, 3] + k * lps[:3, 2]]
+        ds.PixelSpacing = [f"{spacing[1]:.4f}", f"{spacing[0]:.4f}"]  # row, column spacing
+        ds.SliceThickness = f"{spacing[2]:.4f}"
+        ds.RescaleSlope, ds.RescaleIntercept = "1", f"{intercept:g}"
+        pixels = np.ascontiguousarray(stored[:, :, k].T.astype(np.uint16))
+        ds.Rows, ds.Columns = pixels.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit, ds.PixelRepresentation = 15, 0
+        ds.PixelData = pixels.tobytes()
+        with atomic_path(path) as tmp:
+            pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+        paths.append(path)
+    return paths

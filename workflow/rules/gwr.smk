@@ -1,0 +1,283 @@
+rule gwr_phantom:
+    output:
+        ct=directory("resources/gwr/phantom/{patient}/ct"),
+        mr="resources/gwr/phantom/{patient}/mr.nii.gz",
+        labels="resources/gwr/phantom/{patient}/mr_labels.nii.gz",
+        transform="resources/gwr/truth/{patient}/ct_to_mr.tfm",
+        params="resources/gwr/truth/{patient}/params.json",
+    log:
+        "logs/gwr/gwr_phantom/{patient}.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        seed=config["seed"],
+        phantom=lambda wc: gwr_cfg()["phantom"],
+    script:
+        "../scripts/gwr_phantom.py"
+
+
+rule gwr_phantom_outcomes:
+    input:
+        lambda wc: expand("resources/gwr/truth/{p}/params.json", p=gwr_patients()),
+    output:
+        "resources/gwr/phantom/outcomes.csv",
+    log:
+        "logs/gwr/gwr_phantom_outcomes/all.log",
+    # cheap: runs on the submitting host on a cluster
+    localrule: True
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        seed=config["seed"],
+        phantom=lambda wc: gwr_cfg()["phantom"],
+    script:
+        "../scripts/gwr_phantom_outcomes.py"
+
+
+rule gwr_ct_to_nifti:
+    input:
+        lambda wc: f"{gwr_root()}/{wc.patient}/ct",
+    output:
+        nifti="results/gwr/ct/{patient}.nii.gz",
+        sidecar="results/gwr/ct/{patient}.json",
+    log:
+        "logs/gwr/gwr_ct_to_nifti/{patient}.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        dicom=config["dicom"],
+    script:
+        "../scripts/dicom_to_nifti.py"
+
+
+rule gwr_registration_table:
+    input:
+        info=lambda wc: expand(
+            "results/gwr/registered/{p}/registration.json", p=gwr_patients()
+        ),
+        ct=lambda wc: expand("results/gwr/ct/{p}.nii.gz", p=gwr_patients()),
+        truth=lambda wc: (
+            expand("resources/gwr/truth/{p}/ct_to_mr.tfm", p=gwr_patients())
+            if gwr_phantom()
+            else []
+        ),
+    output:
+        "results/gwr/registration.tsv",
+    log:
+        "logs/gwr/gwr_registration_table/all.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        patients=lambda wc: gwr_patients(),
+    script:
+        "../scripts/gwr_registration_table.py"
+
+
+rule gwr_preprocess:
+    input:
+        ct="results/gwr/ct/{patient}.nii.gz",
+        labels="results/gwr/registered/{patient}/labels.nii.gz",
+    output:
+        expand(
+            "results/gwr/preprocessed/{{patient}}/{f}.nii.gz",
+            f=["reference", "ct_hu", "labels"],
+        ),
+    log:
+        "logs/gwr/gwr_preprocess/{patient}.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        spacing_mm=lambda wc: gwr_cfg()["spacing_mm"],
+        labels=lambda wc: gwr_cfg()["labels"],
+    script:
+        "../scripts/gwr_preprocess.py"
+
+
+rule gwr_split:
+    output:
+        "results/gwr/split.tsv",
+    log:
+        "logs/gwr/gwr_split/all.log",
+    # cheap: runs on the submitting host on a cluster
+    localrule: True
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        split=lambda wc: gwr_split(),
+    script:
+        "../scripts/gwr_split.py"
+
+
+rule gwr_fingerprint:
+    input:
+        lambda wc: expand(
+            "results/gwr/preprocessed/{p}/{f}.nii.gz",
+            p=gwr_in_split("train"),
+            f=["ct_hu", "labels"],
+        ),
+    output:
+        "results/gwr/fingerprint.json",
+    log:
+        "logs/gwr/gwr_fingerprint/all.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../scripts/gwr_fingerprint.py"
+
+
+rule gwr_train:
+    input:
+        fingerprint="results/gwr/fingerprint.json",
+        images=lambda wc: expand(
+            "results/gwr/preprocessed/{p}/{f}.nii.gz",
+            p=gwr_patients(),
+            f=["ct_hu", "labels"],
+        ),
+    output:
+        model="results/gwr/train/{gwrmodel}/model.pt",
+        history="results/gwr/train/{gwrmodel}/history.tsv",
+        curve=report(
+            "results/gwr/train/{gwrmodel}/training_curve.png",
+            caption="../report/gwr_curve.rst",
+            category="gwr",
+            subcategory="training curves",
+        ),
+    log:
+        "logs/gwr/gwr_train/{gwrmodel}.log",
+    priority: 10
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["train_threads"]
+    resources:
+        gpu=GPU_PER_JOB,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        cfg=lambda wc: {k: v for k, v in gwr_cfg().items() if k != "nnunet"},
+        split=lambda wc: gwr_split(),
+        seed=config["seed"],
+        device=config["device"],
+    script:
+        "../scripts/gwr_train.py"
+
+
+rule gwr_predict:
+    input:
+        model="results/gwr/train/{gwrmodel}/model.pt",
+        fingerprint="results/gwr/fingerprint.json",
+        images=lambda wc: expand(
+            "results/gwr/preprocessed/{p}/ct_hu.nii.gz", p=gwr_patients()
+        ),
+        ct=lambda wc: expand("results/gwr/ct/{p}.nii.gz", p=gwr_patients()),
+    output:
+        expand("results/gwr/pred/{{gwrmodel}}/{p}.nii.gz", p=gwr_patients()),
+    log:
+        "logs/gwr/gwr_predict/{gwrmodel}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["train_threads"]
+    resources:
+        gpu=GPU_PER_JOB,
+        mem_mb=8000,
+        runtime=60,
+    params:
+        cfg=lambda wc: {
+            k: gwr_cfg()[k] for k in ("patch_size", "patch_overlap", "model")
+        },
+        device=config["device"],
+    script:
+        "../scripts/gwr_predict.py"
+
+
+rule gwr_evaluate:
+    input:
+        ct=lambda wc: expand("results/gwr/ct/{p}.nii.gz", p=gwr_patients()),
+        reference=lambda wc: expand(
+            "results/gwr/preprocessed/{p}/reference.nii.gz", p=gwr_patients()
+        ),
+        pred=lambda wc: expand(
+            "results/gwr/pred/{m}/{p}.nii.gz", m=wc.anymodel, p=gwr_patients()
+        ),
+        outcomes=lambda wc: gwr_outcomes(),
+    output:
+        dice="results/gwr/eval/{anymodel}/dice.tsv",
+        gwr="results/gwr/eval/{anymodel}/gwr.tsv",
+        overlay=report(
+            "results/gwr/eval/{anymodel}/overlay.png",
+            caption="../report/gwr_overlay.rst",
+            category="gwr",
+            subcategory="overlays",
+        ),
+    log:
+        "logs/gwr/gwr_evaluate/{anymodel}.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        patients=lambda wc: gwr_patients(),
+        split=lambda wc: gwr_split(),
+        threshold=lambda wc: gwr_cfg()["poor_gwr"],
+    script:
+        "../scripts/gwr_evaluate.py"
+
+
+rule gwr_table:
+    input:
+        dice=lambda wc: expand("results/gwr/eval/{m}/dice.tsv", m=gwr_models()),
+        gwr=lambda wc: expand("results/gwr/eval/{m}/gwr.tsv", m=gwr_models()),
+    output:
+        summary=report(
+            "results/gwr/summary.tsv", caption="../report/gwr_summary.rst", category="gwr"
+        ),
+        dice="results/gwr/dice.tsv",
+        gwr=report("results/gwr/gwr.tsv", caption="../report/gwr_gwr.rst", category="gwr"),
+        histogram=report(
+            "results/gwr/dice_histogram.png",
+            caption="../report/gwr_summary.rst",
+            category="gwr",
+        ),
+    log:
+        "logs/gwr/gwr_table/all.log",
+    # cheap: runs on the submitting host on a cluster
+    localrule: True
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    params:
+        threshold=lambda wc: gwr_cfg()["poor_gwr"],
+    script:
+        "../scripts/gwr_table.py"
