@@ -76,3 +76,16 @@ def test_bad_config():
         build_augmentation({"elastik": 0.5})
     with pytest.raises(VoxflowError, match="probability 2"):
         build_augmentation({"flip": 2})
+
+
+def test_multi_class_queue_samples_every_class():
+    data = torch.zeros(1, 24, 24, 24)
+    label = torch.zeros(1, 24, 24, 24, dtype=torch.uint8)
+    label[0, 2:4, 2:4, 2:4] = 1  # tiny
+    label[0, 10:22, 10:22, 10:22] = 2  # large
+    subject = tio.Subject(image=tio.ScalarImage(tensor=data), label=tio.LabelMap(tensor=label))
+    torch.manual_seed(0)
+    q = patch_queue(tio.SubjectsDataset([subject]), 4, 40, lesion_probability=1.0, classes=3)
+    centres = [int(q[i]["label"].data[0, 2, 2, 2]) for i in range(len(q))]
+    # each foreground class is the patch centre about half the time, however small
+    assert 10 <= centres.count(1) <= 30 and 10 <= centres.count(2) <= 30

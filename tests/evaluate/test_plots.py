@@ -28,3 +28,17 @@ def test_montage_png(tmp_path, small_brain):
     assert _is_png(out)
     ax, co, sa = centre_slices(np.zeros((4, 5, 6)))
     assert ax.shape == (4, 5) and co.shape == (4, 6) and sa.shape == (5, 6)
+
+
+def test_montage_with_label_overlays_and_own_slices(tmp_path):
+    vol = np.random.default_rng(0).random((20, 20, 2))
+    labels = np.zeros((20, 20, 2), np.uint8)
+    labels[5:10, 5:10], labels[12:15, 3:8] = 1, 4
+    out = plot_montage(
+        [vol, vol],
+        ["ref", "pred"],
+        tmp_path / "l.png",
+        overlays=[labels, None],
+        slicer=lambda v: [v[:, :, 0], v[:, :, 1]],
+    )
+    assert _is_png(out)

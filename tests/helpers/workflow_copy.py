@@ -92,3 +92,35 @@ TINY_QQ = {
         "fit": {"enabled": True, "method": "lm", "snr": 100, "qsm_sigma_ppm": 0.005},
     },
 }
+TINY_GWR = {
+    **TINY_STUDY,
+    "studies": ["gwr"],
+    "register": {
+        "level_spacing_mm": [6.0, 3.0],
+        "smoothing_sigmas_mm": [3.0, 0.0],
+        "iterations": [60, 40],
+        "sampling_percentage": [0.5, 0.25],
+    },
+    "gwr": {
+        "cohort": {"layout": "gwr", "root": ""},
+        "phantom": {
+            "patients": 4,
+            "mr_voxel_mm": 3.0,
+            "ct_pixel_mm": 3.0,
+            "ct_slice_mm": 6.0,
+            "ct_fov_mm": 210.0,
+            "ct_length_mm": 168.0,
+        },
+        "val_fraction": 0.25,
+        "spacing_mm": [4.0, 4.0, 6.0],
+        "models": ["unet3d", "nnunet"],
+        "patch_size": [16, 16, 8],
+        "patch_overlap": [4, 4, 2],
+        "samples_per_volume": 2,
+        "batch_size": 2,
+        "model": {"base_filters": 4, "depth": 2},
+        "augment": {"flip": 0.5},
+        "train": {"epochs": 2, "lr": 1.0e-3, "patience": 0},
+        "nnunet": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations": 1, "mirroring": False},
+    },
+}

@@ -3,7 +3,7 @@ import pytest
 
 from voxflow.errors import VoxflowError
 from voxflow.io.images import Volume
-from voxflow.preprocess.resample import resample, resampled_grid
+from voxflow.preprocess.resample import resample, resample_to_grid, resampled_grid
 
 
 def _ramp(shape=(20, 24, 16), spacing=(1.0, 1.0, 2.0)):
@@ -48,3 +48,32 @@ def test_label_resampling_stays_binary_and_keeps_volume():
     assert int(out.data.sum()) * 8 == pytest.approx(
         int(ball.sum()), rel=0.05
     )  # mm^3 kept (to the 2 mm lattice)
+
+
+def test_multi_label_resampling_keeps_every_value_in_place():
+    data = np.zeros((20, 20, 10), np.uint8)
+    data[2:8, 2:8, 2:6], data[10:18, 4:12, 3:8], data[4:6, 14:18, 1:3] = 1, 3, 4
+    vol = Volume(data, np.diag([1.0, 1.0, 2.0, 1.0]))
+    out = resample(vol, [2.0, 2.0, 2.0], label="multi")
+    assert out.shape == (10, 10, 10) and set(np.unique(out.data)) == {0, 1, 3, 4}
+    assert out.data.dtype == np.uint8
+    for v in (1, 3, 4):  # volumes kept within a voxel layer
+        assert abs((out.data == v).sum() * 8 - (data == v).sum() * 2) <= 0.6 * (data == v).sum() * 2
+
+
+def test_resample_to_grid_puts_values_at_the_same_world_points():
+    g = np.random.default_rng(0)
+    data = g.random((10, 12, 8)).astype(np.float32)
+    affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    affine[:3, 3] = [5, -4, 10]
+    # a grid at 1 mm, flipped in x, offset by whole source voxels
+    target = np.diag([-1.0, 1.0, 3.0, 1.0])
+    target[:3, 3] = [5 + 2 * 6, -4 + 2 * 2, 10 + 3]
+    out = resample_to_grid(data, affine, (9, 5, 4), target, order=1, cval=-1)
+    assert out[0, 0, 0] == pytest.approx(data[6, 2, 1])
+    assert out[2, 4, 3] == pytest.approx(data[5, 4, 4])  # x: 17 - 2 = 15 mm -> i = 5; y: 8 mm -> 4
+    assert out[8, 0, 0] == pytest.approx((data[2, 2, 1] + data[2, 2, 1]) / 2)
+    away = np.eye(4)
+    away[:3, 3] = 500.0  # a grid far outside the source: all cval
+    far = resample_to_grid(data, affine, (2, 2, 2), away, cval=-1)
+    assert (far == -1).all()

@@ -50,3 +50,23 @@ def test_masked_huber():
 def test_unknown_loss():
     with pytest.raises(VoxflowError, match="bce_dise"):
         build_loss("bce_dise")
+
+
+def test_dice_ce_is_low_for_the_right_classes_and_high_otherwise():
+    import torch
+
+    from voxflow.train.losses import DiceCELoss, hard_dice_per_sample
+
+    target = torch.zeros(2, 1, 4, 4, 4, dtype=torch.long)
+    target[:, :, :2] = 1
+    target[:, :, 2:, :2] = 2
+    right = torch.nn.functional.one_hot(target[:, 0], 3).movedim(-1, 1).float() * 20
+    wrong = right.roll(1, dims=1)
+    loss = DiceCELoss()
+    assert loss(right, target) < 0.01 < 1.0 < loss(wrong, target)
+    assert hard_dice_per_sample(right, target).tolist() == [1.0, 1.0]
+    assert hard_dice_per_sample(wrong, target).max() < 0.01
+    # gradients flow
+    logits = torch.zeros(2, 3, 4, 4, 4, requires_grad=True)
+    loss(logits, target).backward()
+    assert logits.grad.abs().sum() > 0

@@ -1,4 +1,23 @@
+rule gwr_template:
+    output:
+        "resources/gwr/template.npz",
+    log:
+        "logs/gwr/gwr_template/all.log",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    params:
+        voxel_mm=lambda wc: gwr_cfg()["phantom"].get("mr_voxel_mm", 1.5),
+    script:
+        "../scripts/brain_template.py"
+
+
 rule gwr_phantom:
+    input:
+        "resources/gwr/template.npz",
     output:
         ct=directory("resources/gwr/phantom/{patient}/ct"),
         mr="resources/gwr/phantom/{patient}/mr.nii.gz",
@@ -78,7 +97,7 @@ rule gwr_registration_table:
     log:
         "logs/gwr/gwr_registration_table/all.log",
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -101,7 +120,7 @@ rule gwr_preprocess:
     log:
         "logs/gwr/gwr_preprocess/{patient}.log",
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -144,7 +163,7 @@ rule gwr_fingerprint:
     log:
         "logs/gwr/gwr_fingerprint/all.log",
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -239,7 +258,7 @@ rule gwr_evaluate:
     log:
         "logs/gwr/gwr_evaluate/{anymodel}.log",
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -272,7 +291,7 @@ rule gwr_table:
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -215,11 +215,12 @@ def make_brain(
     cfg: BrainPhantomConfig | None = None,
     template: Template | None = None,
     extra: Mapping[str, np.ndarray] | None = None,
+    extra_order: int = 1,
 ) -> BrainAnatomy:
     """Generate one subject's anatomy. Same (subject, seed, cfg) -> identical arrays, whether
     the template is built here or read from a file (:func:`write_template`). ``extra`` maps on
-    the template grid (e.g. atlas structures) are pulled through the same warp (linear) into
-    ``BrainAnatomy.extra``."""
+    the template grid (e.g. atlas structures) are pulled through the same warp (spline order
+    ``extra_order``: 1 linear, 0 nearest neighbour for label maps) into ``BrainAnatomy.extra``."""
     cfg = cfg or BrainPhantomConfig()
     template = template or load_template(cfg.voxel_mm)
     if not np.isclose(template.voxel_mm, cfg.voxel_mm):
@@ -253,7 +254,7 @@ def make_brain(
         warped = ndimage.map_coordinates(maps[name], vox, order=1, mode="constant", cval=0.0)
         out[name] = np.clip(warped.reshape(shape), 0.0, None).astype(np.float32)
     warped_extra = {
-        name: ndimage.map_coordinates(m, vox, order=1, mode="constant", cval=0.0)
+        name: ndimage.map_coordinates(m, vox, order=extra_order, mode="constant", cval=0.0)
         .reshape(shape)
         .astype(np.float32)
         for name, m in (extra or {}).items()

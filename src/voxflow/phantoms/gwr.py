@@ -107,14 +107,14 @@ class GWRPhantomConfig:
         return cls(**{k: float(v) for k, v in d.items() if k in known})
 
 
-def structure_maps(template: Template) -> dict[str, np.ndarray]:
-    """Indicator maps (0/1, float32) of each structure's ellipsoids on the template grid."""
+def structure_map(template: Template) -> np.ndarray:
+    """The structures' ellipsoids on the template grid as one map of structure values
+    (float32, 0 elsewhere; where ellipsoids overlap, the lower value wins)."""
     shape = template.maps["t1"].shape
     inv = np.linalg.inv(template.affine)
-    out = {}
-    for name, ellipsoids in ELLIPSOIDS.items():
-        m = np.zeros(shape, np.float32)
-        for centre, axes in ellipsoids:
+    out = np.zeros(shape, np.float32)
+    for value in sorted(STRUCTURES, reverse=True):
+        for centre, axes in ELLIPSOIDS[STRUCTURES[value]]:
             lo = inv[:3, :3] @ (np.subtract(centre, axes)) + inv[:3, 3]
             hi = inv[:3, :3] @ (np.add(centre, axes)) + inv[:3, 3]
             box = tuple(
@@ -125,18 +125,18 @@ def structure_maps(template: Template) -> dict[str, np.ndarray]:
             world = np.tensordot(template.affine[:3, :3], idx, axes=1)
             world += template.affine[:3, 3][:, None, None, None]
             r2 = sum(((world[a] - centre[a]) / axes[a]) ** 2 for a in range(3))
-            m[box] = np.maximum(m[box], (r2 <= 1.0).astype(np.float32))
-        out[name] = m
+            out[box][r2 <= 1.0] = value
     return out
 
 
 def landmark_labels(anatomy: BrainAnatomy) -> np.ndarray:
-    """The 4-landmark label map (uint8) on the anatomy grid from its warped structure maps."""
+    """The 4-landmark label map (uint8) on the anatomy grid: each warped ellipsoid intersected
+    with the subject's own GM or WM map."""
     labels = np.zeros(anatomy.t1.shape, np.uint8)
+    ids = anatomy.extra["structures"]
     for value, name in STRUCTURES.items():
         tissue, threshold = TISSUE[name]
-        inside = (anatomy.extra[name] >= 0.5) & (getattr(anatomy, tissue) > threshold)
-        labels[inside & (labels == 0)] = value
+        labels[(ids == value) & (getattr(anatomy, tissue) > threshold)] = value
     return labels
 
 
@@ -160,7 +160,8 @@ def hu_map(
     anatomy: BrainAnatomy, layers: dict[str, np.ndarray], hu: dict[str, float]
 ) -> np.ndarray:
     """Noise-free CT (HU) on the anatomy grid from the tissue maps and head layers."""
-    deep = np.clip(sum(anatomy.extra[n] for n in DEEP_GM), 0, 1)
+    deep_values = [v for v, n in STRUCTURES.items() if n in DEEP_GM]
+    deep = np.isin(anatomy.extra["structures"], deep_values).astype(np.float32)
     gm_hu = (1 - deep) * hu["gm"] + deep * hu["deep_gm"]
     out = np.full(anatomy.t1.shape, -1000.0, np.float32)
     brain = anatomy.mask > 0
@@ -206,7 +207,7 @@ def sample_ct(
     rotation: np.ndarray,
     centre: np.ndarray,
     translation: np.ndarray,
-    subsamples: int = 4,
+    subsamples: int = 3,
 ) -> np.ndarray:
     """The CT: each slice integrates its slab (``subsamples`` planes across the thickness) of
     the HU map seen through the rigid map q = R (p - c) + c + t (CT point p -> MR point q)."""
@@ -254,7 +255,8 @@ def make_patient(
     """Generate one patient: MR, MR labels, CT (HU, on its grid), the true transform, params."""
     template = template or load_template(cfg.mr_voxel_mm)
     brain_cfg = BrainPhantomConfig(voxel_mm=cfg.mr_voxel_mm, margin_mm=18.0)
-    anatomy = make_brain(patient, seed, brain_cfg, template, extra=structure_maps(template))
+    extra = {"structures": structure_map(template)}
+    anatomy = make_brain(patient, seed, brain_cfg, template, extra=extra, extra_order=0)
     labels = landmark_labels(anatomy)
     missing = [STRUCTURES[v] for v in STRUCTURES if not (labels == v).any()]
     if missing:
