@@ -5,25 +5,38 @@ ITK/LPS millimetres, i.e. the transform ``sitk.Resample(moving, fixed, transform
 
 Pipeline (:func:`register_rigid`):
 
-1. Intensities. The CT is clipped to a soft-tissue window (``ct_window_hu``, default -50..150 HU).
-   Unclipped, the skull (1000-1900 HU) and air (-1000 HU) span ~95 % of the CT's range, so with 32
-   histogram bins grey matter, white matter and CSF (0-45 HU) share one or two bins and MI is
-   driven by the skull, which a brain-only T1 does not show at all. Clipped, the brain tissues
-   spread over ~10 bins, while the skull still forms one bright class whose inner edge outlines
-   the brain. Samples are drawn only inside a head mask (CT above ``head_threshold_hu``, largest
-   component, dilated by ``mask_dilation_mm``): air carries no information and would otherwise
-   take most samples.
+1. Intensities. The CT is clipped to a soft-tissue window (``ct_window_hu``, default -50..150 HU)
+   before any averaging. Unclipped, air (-1000) to skull (1000-1900 HU) spans ~2900 HU, so each of
+   32 histogram bins is ~90 HU wide: grey matter, white matter and CSF (8-45 HU) share one bin and
+   MI is driven by the skull, which a skull-stripped T1 does not show at all. Clipped, bins are
+   ~6 HU wide, so CSF, WM and GM fall several bins apart, while the skull still forms one bright
+   class whose inner edge outlines the brain (and matches the dark skull of an unstripped T1).
+   Samples are drawn only inside a head mask (CT above ``head_threshold_hu``, largest component,
+   holes filled, dilated by ``mask_dilation_mm``): air carries no information and would
+   otherwise take most of the samples.
 2. Grids. Each level works on block-averaged copies (``sitk.BinShrink``) of both images at about
    ``level_spacing_mm`` (never finer than the image's own spacing, so a 0.5x0.5x5 mm CT becomes
    1x1x5 mm at the last level), optionally Gaussian-smoothed (``smoothing_sigmas_mm``).
 3. Initialisation. Centres of mass of the two foreground masks are aligned
    (``CenteredTransformInitializer`` MOMENTS on binary masks, so neither the bright skull nor the
-   T1 contrast biases it), then the metric is evaluated on a grid of rotations about that centre
-   at the coarsest level; the ``search_top_k`` best start a short coarse optimisation each and the
-   best result is kept, so a start within the grid's reach does not end in a wrong basin.
-4. Optimisation. Regular-step gradient descent per level, scales from physical shift (a unit
-   step moves no voxel more than about 1 mm), samples on a jittered regular grid with a fixed
-   seed, so reruns give identical transforms for a given number of threads.
+   T1 contrast biases it), then the metric is evaluated at a grid of rotations about that centre
+   (``search_angles_deg`` about each axis: 125 by default) at the coarsest level; the
+   ``search_top_k`` best each start a coarse optimisation and the lowest metric wins, so a start
+   within the grid's reach does not end in a wrong basin.
+4. Optimisation. Regular-step gradient descent per level with scales from physical shift (a unit
+   step moves no voxel more than about 1 mm); samples on a jittered regular grid with a fixed
+   seed. The final TRE is limited mainly by the number of final-level samples (on a 0.5x0.5x5 mm
+   CT: 5 % -> 0.19 mm, 20 % -> 0.11 mm, 30 % -> 0.07 mm). Gradients come from central
+   differences at the samples (ITK's default first filters the whole moving image, ~2 s a level).
+5. Checks. Bad inputs (2D, constant, NaN), a registration that ITK aborts (no sample inside the
+   moving image) and one that ends with less than ``min_overlap`` of the expected samples inside
+   the moving image raise a one-line :class:`~voxflow.errors.VoxflowError` naming the files.
+
+Reproducibility: with ``threads=1`` (the default) reruns are bit-identical. ITK's Mattes MI adds
+per-thread partial sums in completion order, so with more threads reruns differ by ~1e-6 mm.
+Benchmark (benchmarks/registration.py, MNI152 T1 vs a synthetic 0.5x0.5x5 mm CT, 2 CPUs): TRE
+0.115 mm in 3.4 s over 20 random starts (+-15 deg, +-20 mm), none failed; ANTs rigid: 0.148 mm
+in 63.5 s on the same pairs.
 """
 
 from __future__ import annotations
@@ -31,8 +44,11 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -53,7 +69,7 @@ class RegistrationConfig:
     level_spacing_mm: tuple[float, ...] = (4.0, 2.0, 1.0)
     smoothing_sigmas_mm: tuple[float, ...] = (2.0, 1.0, 0.0)
     iterations: tuple[int, ...] = (100, 60, 40)
-    sampling_percentage: tuple[float, ...] = (0.3, 0.15, 0.05)
+    sampling_percentage: tuple[float, ...] = (0.3, 0.15, 0.2)
     sampling_strategy: str = "regular"
     histogram_bins: int = 32
     ct_window_hu: tuple[float, float] | None = (-50.0, 150.0)
@@ -66,8 +82,9 @@ class RegistrationConfig:
     min_step: float = 0.005
     relaxation: float = 0.6
     gradient_tolerance: float = 1e-6
+    min_overlap: float = 0.25
     seed: int = 20240611
-    threads: int = 0
+    threads: int = 1
 
     def __post_init__(self) -> None:
         n = len(self.level_spacing_mm)
@@ -98,6 +115,8 @@ class RegistrationConfig:
             raise _config_error(
                 "learning_rate/min_step/relaxation", "need rates > 0 and 0 < relaxation < 1"
             )
+        if not 0 <= self.min_overlap <= 1:
+            raise _config_error("min_overlap", "must be within 0-1")
         if self.seed < 1:
             raise _config_error("seed", "must be >= 1 (0 would mean 'seed from the clock')")
         if self.threads < 0:
@@ -136,6 +155,7 @@ class RigidResult:
     iterations: tuple[int, ...] = ()
     stop_conditions: tuple[str, ...] = ()
     start_rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    overlap: float = 1.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -237,9 +257,19 @@ def _method(cfg: RegistrationConfig, level: int, mask: sitk.Image) -> sitk.Image
         reg.SetMetricSamplingPercentage(float(cfg.sampling_percentage[level]), cfg.seed)
     reg.SetMetricFixedMask(mask)
     reg.SetInterpolator(sitk.sitkLinear)
-    if cfg.threads:
-        reg.SetNumberOfThreads(cfg.threads)
+    # Gradients by central differences at the samples only: by default ITK first filters the
+    # whole moving image into a gradient image, ~2 s per level for a 1 mm head and no gain here.
+    reg.SetMetricUseFixedImageGradientFilter(False)
+    reg.SetMetricUseMovingImageGradientFilter(False)
     return reg
+
+
+class _Level(NamedTuple):
+    transform: sitk.Euler3DTransform
+    metric: float
+    iterations: int
+    stop: str
+    valid_points: int
 
 
 def _optimise(
@@ -250,7 +280,7 @@ def _optimise(
     cfg: RegistrationConfig,
     level: int,
     iterations: int,
-) -> tuple[sitk.Euler3DTransform, float, int, str]:
+) -> _Level:
     reg = _method(cfg, level, mask)
     reg.SetOptimizerAsRegularStepGradientDescent(
         learningRate=cfg.learning_rate / 2**level,
@@ -262,12 +292,12 @@ def _optimise(
     reg.SetOptimizerScalesFromPhysicalShift()
     reg.SetInitialTransform(sitk.Euler3DTransform(start), inPlace=True)
     out = reg.Execute(fixed, moving)
-    tx = sitk.Euler3DTransform(sitk.CompositeTransform(out).GetBackTransform())
-    return (
-        tx,
+    return _Level(
+        sitk.Euler3DTransform(sitk.CompositeTransform(out).GetBackTransform()),
         float(reg.GetMetricValue()),
         int(reg.GetOptimizerIteration()),
-        (reg.GetOptimizerStopConditionDescription()),
+        reg.GetOptimizerStopConditionDescription(),
+        int(reg.GetMetricNumberOfValidPoints()),
     )
 
 
@@ -283,10 +313,15 @@ def _rotation_search(
     if len(angles) == 0:
         return [(np.nan, np.zeros(3))]
     reg = _method(cfg, 0, mask)
-    # One exhaustive run is ~10x cheaper than re-initialising the metric per candidate; the
-    # grid need not be regular, so evaluate our angles as offsets from the smallest one.
+    # One exhaustive run (ITK walks centre +- k * step, k <= n, on each axis) is ~10x cheaper
+    # than re-initialising the metric per candidate; other grids are evaluated one by one.
     step = np.diff(np.unique(angles))
-    regular = len(angles) > 1 and np.allclose(step, step[0]) and len(step) == len(angles) - 1
+    regular = (
+        len(angles) % 2 == 1
+        and len(step) == len(angles) - 1
+        and len(step) > 0
+        and np.allclose(step, step[0])
+    )
     values: list[tuple[float, np.ndarray]] = []
     if regular:
         n = (len(angles) - 1) // 2
@@ -302,8 +337,12 @@ def _rotation_search(
                 (reg.GetMetricValue(), np.asarray(reg.GetOptimizerPosition()[:3]))
             ),
         )
-        reg.Execute(fixed, moving)
-    else:
+        try:
+            reg.Execute(fixed, moving)
+        except RuntimeError:  # some rotation leaves no overlap: evaluate one by one instead
+            values.clear()
+            regular = False
+    if not regular:
         for ax, ay, az in itertools.product(angles, repeat=3):
             tx = sitk.Euler3DTransform(start)
             tx.SetRotation(ax, ay, az)
@@ -343,6 +382,24 @@ def _initial_transform(
     return sitk.Euler3DTransform(init)
 
 
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Set SimpleITK's global default thread count for the block (0: leave it alone).
+
+    ITK's Mattes MI adds per-thread partial sums in whichever order the threads finish, so with
+    several threads reruns differ by ~1e-6 mm; one thread makes them bit-identical.
+    """
+    if n <= 0:
+        yield
+        return
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+
+
 def register_rigid(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -351,77 +408,125 @@ def register_rigid(
     moving_path: str | Path = "moving",
 ) -> RigidResult:
     """Rigidly register ``moving`` (MR) to ``fixed`` (CT); see the module docstring."""
+    with _threads(cfg.threads):
+        return _register_rigid(fixed, moving, cfg, fixed_path, moving_path)
+
+
+def _register_rigid(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    cfg: RegistrationConfig,
+    fixed_path: str | Path,
+    moving_path: str | Path,
+) -> RigidResult:
     t0 = time.perf_counter()
     _check_image(fixed, fixed_path, "fixed image")
     _check_image(moving, moving_path, "moving image")
     fixed_f, moving_f = _as_float(fixed), _as_float(moving)
+    levels = range(len(cfg.level_spacing_mm))
+    fine = cfg.level_spacing_mm[-1]
+    # Everything works on block averages at about the finest level's spacing: the head mask,
+    # the centres of mass and the coarser levels (a 0.5 mm CT is never used at full size).
     if cfg.ct_window_hu is not None:
-        head = _foreground(fixed_f, cfg.head_threshold_hu)
+        head = _foreground(_shrink(fixed_f, fine, 0.0), cfg.head_threshold_hu)
+        # clamp before averaging so partial-volume skull voxels do not smear into the brain
         fixed_f = sitk.Clamp(fixed_f, sitk.sitkFloat32, *map(float, cfg.ct_window_hu))
+        fixed_fine = _shrink(fixed_f, fine, 0.0)
     else:
-        head = _foreground(fixed_f, None)
-    moving_mask = _foreground(moving_f, None)
+        fixed_fine = _shrink(fixed_f, fine, 0.0)
+        head = _foreground(fixed_fine, None)
+    moving_fine = _shrink(moving_f, fine, 0.0)
+    # the moving mask only gives a centre of mass: a 2 mm copy is plenty and 8x cheaper
+    moving_mask = _foreground(_shrink(moving_fine, max(2.0, fine), 0.0), None)
     for img, path, what in ((head, fixed_path, "fixed"), (moving_mask, moving_path, "moving")):
         if not sitk.GetArrayViewFromImage(img).any():
             raise input_error(path, f"no foreground found in the {what} image")
     fixed_mask = _dilate_mm(head, cfg.mask_dilation_mm)
-
-    levels = range(len(cfg.level_spacing_mm))
-    pyr_f = [_shrink(fixed_f, cfg.level_spacing_mm[i], cfg.smoothing_sigmas_mm[i]) for i in levels]
-    pyr_m = [_shrink(moving_f, cfg.level_spacing_mm[i], cfg.smoothing_sigmas_mm[i]) for i in levels]
+    pyr = [
+        (
+            _shrink(fixed_fine, cfg.level_spacing_mm[i], cfg.smoothing_sigmas_mm[i]),
+            _shrink(moving_fine, cfg.level_spacing_mm[i], cfg.smoothing_sigmas_mm[i]),
+        )
+        for i in levels
+    ]
+    pyr_f = [f for f, _ in pyr]
+    pyr_m = [m for _, m in pyr]
     pyr_k = [_shrink_mask(fixed_mask, f) for f in pyr_f]
     t_prep = time.perf_counter() - t0
 
     try:
-        tx = _initial_transform(fixed_f, moving_f, head, moving_mask, cfg)
+        tx = _initial_transform(fixed_fine, moving_fine, head, moving_mask, cfg)
         cands = _rotation_search(pyr_f[0], pyr_m[0], pyr_k[0], tx, cfg)
-        if not cands:
-            raise RuntimeError("All samples map outside moving image buffer")
         t_search = time.perf_counter() - t0 - t_prep
-        best = None
+        best: tuple[_Level, np.ndarray] | None = None
+        errors: list[RuntimeError] = []
         for value, rot in cands[: cfg.search_top_k]:
             start = sitk.Euler3DTransform(tx)
             start.SetRotation(*map(float, rot))
             try:
                 res = _optimise(pyr_f[0], pyr_m[0], pyr_k[0], start, cfg, 0, cfg.iterations[0])
-            except RuntimeError:
-                if best is None and len(cands) == 1:
-                    raise
+            except RuntimeError as err:
+                errors.append(err)
                 continue
-            log.debug("start %s deg: metric %.4f -> %.4f", np.rad2deg(rot), value, res[1])
-            if best is None or res[1] < best[0][1]:
+            log.debug("start %s deg: MI %.4f -> %.4f", np.rad2deg(rot).round(1), value, res.metric)
+            if best is None or res.metric < best[0].metric:
                 best = (res, rot)
         if best is None:
-            raise RuntimeError("every start of the rotation search failed")
-        (tx, metric, it0, stop0), rot = best
-        iters, stops = [it0], [stop0]
+            raise errors[0] if errors else RuntimeError("All samples map outside moving image")
+        done, rot = [best[0]], best[1]
+        level_seconds = [time.perf_counter() - t0 - t_prep - t_search]
         for lvl in levels[1:]:
-            tx, metric, it, stop = _optimise(
-                pyr_f[lvl], pyr_m[lvl], pyr_k[lvl], tx, cfg, lvl, cfg.iterations[lvl]
+            t_lvl = time.perf_counter()
+            done.append(
+                _optimise(
+                    pyr_f[lvl],
+                    pyr_m[lvl],
+                    pyr_k[lvl],
+                    done[-1].transform,
+                    cfg,
+                    lvl,
+                    cfg.iterations[lvl],
+                )
             )
-            iters.append(it)
-            stops.append(stop)
+            level_seconds.append(time.perf_counter() - t_lvl)
     except RuntimeError as err:
         raise input_error(
             moving_path,
             f"registration to {fixed_path} failed ({_one_line(err)})",
             "Do the images overlap (same subject, sensible headers)?",
         ) from err
+    final = done[-1]
+    # ITK only gives up when no sample at all lands in the moving image; demand a real overlap
+    in_mask = int(np.count_nonzero(sitk.GetArrayViewFromImage(pyr_k[-1])))
+    expected = in_mask * (cfg.sampling_percentage[-1] if cfg.sampling_strategy != "none" else 1)
+    overlap = final.valid_points / max(expected, 1.0)
+    if overlap < cfg.min_overlap:
+        raise input_error(
+            moving_path,
+            f"only {overlap:.0%} of the head in {fixed_path} overlaps it after registration",
+            "Same subject? Is the MR field of view complete?",
+        )
     seconds = time.perf_counter() - t0
     result = RigidResult(
-        transform=tx,
-        metric=metric,
+        transform=final.transform,
+        metric=final.metric,
         seconds=seconds,
-        iterations=tuple(iters),
-        stop_conditions=tuple(stops),
+        iterations=tuple(d.iterations for d in done),
+        stop_conditions=tuple(d.stop for d in done),
         start_rotation_deg=tuple(float(a) for a in np.rad2deg(rot)),
-        extra={"prep_seconds": t_prep, "search_seconds": t_search},
+        overlap=float(overlap),
+        extra={
+            "prep_seconds": t_prep,
+            "search_seconds": t_search,
+            "level_seconds": tuple(level_seconds),
+            "valid_points": final.valid_points,
+        },
     )
     log.info(
         "rigid %s -> %s: MI %.4f, rotation %s deg, translation %s mm, %.1f s",
         moving_path,
         fixed_path,
-        metric,
+        result.metric,
         np.round(result.rotation_deg, 2).tolist(),
         np.round(result.translation_mm, 2).tolist(),
         seconds,
@@ -438,6 +543,8 @@ def _affine_parts(t: sitk.Transform) -> tuple[np.ndarray, np.ndarray] | None:
         t = t.Downcast()
     except (AttributeError, RuntimeError):
         return None
+    if isinstance(t, sitk.TranslationTransform):
+        return np.eye(3), np.asarray(t.GetOffset(), dtype=np.float64)
     if not all(hasattr(t, m) for m in ("GetMatrix", "GetTranslation", "GetCenter")):
         return None
     a = np.asarray(t.GetMatrix(), dtype=np.float64).reshape(3, 3)
@@ -501,9 +608,28 @@ def _read(path: str | Path, what: str) -> sitk.Image:
     if not path.is_file():
         raise input_error(path, f"{what} not found")
     try:
-        return sitk.ReadImage(str(path))
+        img = sitk.ReadImage(str(path))
     except RuntimeError as err:
         raise input_error(path, f"cannot read {what} ({_one_line(err)})") from err
+    _check_nifti_finite(path, what)
+    return img
+
+
+def _check_nifti_finite(path: Path, what: str) -> None:
+    """ITK's NIfTI reader silently turns NaN into 0, so look at a float file's data directly."""
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        if not np.issubdtype(img.get_data_dtype(), np.floating):
+            return
+        bad = int(np.count_nonzero(~np.isfinite(np.asanyarray(img.dataobj))))
+    except (OSError, ValueError, EOFError) as err:
+        raise input_error(path, f"cannot read {what} ({err})") from err
+    if bad:
+        raise input_error(path, f"{bad} NaN/inf voxel(s) in the {what}", "Fix or mask it")
 
 
 def _labels_uint8(labels: sitk.Image, path: str | Path) -> sitk.Image:
@@ -526,55 +652,73 @@ def resample_labels(labels: sitk.Image, reference: sitk.Image, transform: sitk.T
     return sitk.Resample(labels, reference, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
 
 
+def _mr_levels(mr: sitk.Image) -> list[float]:
+    """Two MR intensity levels to outline: Otsu (head or brain edge) and the upper quartile
+    above it (white matter / deep structures)."""
+    small = _shrink(_as_float(mr), 2.0, 0.0)
+    otsu = sitk.OtsuThresholdImageFilter()
+    otsu.Execute(small)
+    t = float(otsu.GetThreshold())
+    arr = sitk.GetArrayViewFromImage(small)
+    above = arr[arr > t]
+    return [t, float(np.percentile(above, 75))] if above.size else [t]
+
+
 def _qc_png(
-    ct: sitk.Image, mr_on_ct: sitk.Image, labels_on_ct: sitk.Image, path: Path, title: str
+    ct: sitk.Image,
+    mr: sitk.Image,
+    transform: sitk.Transform,
+    labels_on_ct: sitk.Image,
+    path: Path,
+    title: str,
 ) -> None:
-    """CT (brain window 0-80 HU) with the resampled MR's edges and labels, 3 orthogonal slices."""
+    """CT (brain window 0-80 HU) with the registered MR's iso-intensity edges (yellow: Otsu,
+    cyan: upper quartile) and labels, on 3 orthogonal slices through the labels' centroid."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from scipy import ndimage
 
-    ct_a = sitk.GetArrayFromImage(ct).astype(np.float32)
-    mr_a = sitk.GetArrayFromImage(mr_on_ct).astype(np.float32)
-    lab = sitk.GetArrayFromImage(labels_on_ct)
-    where = np.argwhere(lab > 0) if lab.any() else np.argwhere(mr_a > mr_a.mean())
-    if where.size == 0:
-        where = np.argwhere(np.ones_like(lab, dtype=bool))
-    k, j, i = (int(v) for v in np.round(where.mean(axis=0)))
+    lab = sitk.GetArrayViewFromImage(labels_on_ct)
+    where = np.argwhere(lab > 0)
+    centre = where.mean(axis=0) if where.size else np.asarray(lab.shape) / 2
+    k, j, i = (int(v) for v in np.round(centre))
+    nx, ny, nz = ct.GetSize()
     sx, sy, sz = ct.GetSpacing()
-    nz, ny, nx = ct_a.shape
-    edge_level = float(np.percentile(mr_a[mr_a > 0], 50)) if (mr_a > 0).any() else 0.5
-    views = [
-        ("axial", (slice(k, k + 1), slice(None), slice(None)), (0, nx * sx, ny * sy, 0)),
-        ("coronal", (slice(None), slice(j, j + 1), slice(None)), (0, nx * sx, 0, nz * sz)),
-        ("sagittal", (slice(None), slice(None), slice(i, i + 1)), (0, ny * sy, 0, nz * sz)),
+    views = [  # name, sitk slab (x, y, z), extent (mm), origin of rows
+        ("axial", ct[:, :, k : k + 1], (0, nx * sx, ny * sy, 0), "upper"),
+        ("coronal", ct[:, j : j + 1, :], (0, nx * sx, 0, nz * sz), "lower"),
+        ("sagittal", ct[i : i + 1, :, :], (0, ny * sy, 0, nz * sz), "lower"),
     ]
+    levels = _mr_levels(mr)
+    mr_f = _as_float(mr)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
-    for ax, (name, sl, extent) in zip(axes, views, strict=True):
-        c, m, lb = (np.squeeze(a[sl]) for a in (ct_a, mr_a, lab))
-        origin = "upper" if name == "axial" else "lower"
-        ax.imshow(c, cmap="gray", vmin=0, vmax=80, extent=extent, origin=origin)
+    for ax, (name, slab, extent, origin) in zip(axes, views, strict=True):
+        c = np.squeeze(sitk.GetArrayFromImage(slab)).astype(np.float32)
+        lb = np.squeeze(
+            sitk.GetArrayFromImage(resample_labels(labels_on_ct, slab, sitk.Transform()))
+        )
+        m = np.squeeze(
+            sitk.GetArrayFromImage(sitk.Resample(mr_f, slab, transform, sitk.sitkLinear))
+        )
+        ax.imshow(c, cmap="gray", vmin=0, vmax=80, extent=extent, origin=origin, aspect="equal")
         if lb.any():
             ax.imshow(
                 np.ma.masked_where(lb == 0, lb),
-                cmap="tab20",
-                alpha=0.35,
+                cmap="tab10",
+                alpha=0.4,
                 extent=extent,
                 origin=origin,
                 interpolation="nearest",
                 vmin=0,
                 vmax=max(int(lab.max()), 1),
+                aspect="equal",
             )
-        if m.max() > edge_level:
-            ax.contour(
-                m,
-                levels=[edge_level],
-                colors="yellow",
-                linewidths=0.6,
-                extent=extent,
-                origin=origin,
-            )
+        m = ndimage.gaussian_filter(m, 1.0)
+        for level, colour in zip(levels, ("yellow", "cyan"), strict=False):
+            if m.min() < level < m.max():
+                ax.contour(m, [level], colors=colour, linewidths=0.6, extent=extent, origin=origin)
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -602,7 +746,6 @@ def register_mr_to_ct(
     labels = _labels_uint8(_read(labels_path, "label image"), labels_path)
     result = register_rigid(ct, mr, cfg, fixed_path=ct_path, moving_path=mr_path)
     labels_ct = resample_labels(labels, ct, result.transform)
-    mr_ct = sitk.Resample(_as_float(mr), ct, result.transform, sitk.sitkLinear, 0.0)
     r, t = np.round(result.rotation_deg, 2).tolist(), np.round(result.translation_mm, 1).tolist()
     title = f"{Path(mr_path).name} -> {Path(ct_path).name}: rot {r} deg, shift {t} mm"
     with (
@@ -612,5 +755,5 @@ def register_mr_to_ct(
     ):
         sitk.WriteTransform(result.transform, str(tmp_tfm))
         sitk.WriteImage(labels_ct, str(tmp_lab), useCompression=True)
-        _qc_png(ct, mr_ct, labels_ct, Path(tmp_png), title)
+        _qc_png(ct, mr, result.transform, labels_ct, Path(tmp_png), title)
     return result

@@ -69,3 +69,13 @@ def test_train_override_has_the_train_keys_without_defaults():
     override = SCHEMA["definitions"]["train_override"]["properties"]
     assert set(override) == set(train)
     assert not any("default" in spec for spec in override.values())
+
+
+def test_register_and_gwr_phantom_keys_are_the_library_configs():
+    from voxflow.phantoms.gwr import GWRPhantomConfig
+    from voxflow.register import RegistrationConfig
+
+    props = SCHEMA["properties"]
+    assert set(props["register"]["properties"]) == set(asdict(RegistrationConfig()))
+    phantom = set(props["gwr"]["properties"]["phantom"]["properties"])
+    assert phantom == set(asdict(GWRPhantomConfig())) | {"patients"}

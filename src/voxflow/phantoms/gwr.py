@@ -66,7 +66,7 @@ TISSUE = {
     "corpus_callosum": ("wm", 0.7),
     "caudate": ("gm", 0.5),
     "putamen": ("gm", 0.45),
-    "internal_capsule": ("wm", 0.7),
+    "internal_capsule": ("wm", 0.6),
 }
 DEEP_GM = ("caudate", "putamen")
 
