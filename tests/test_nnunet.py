@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,7 +43,9 @@ def make_case(
     g = np.random.default_rng(seed)
     sp = np.asarray(spacing)
     centre = (np.asarray(shape) - 1) / 2 * sp + g.uniform(-3, 3, 3)
-    mm = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, sp)], indexing="ij"), -1)
+    mm = np.stack(
+        np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, sp, strict=True)], indexing="ij"), -1
+    )
     rel = mm - centre
     head = np.asarray([0.40, 0.45, 0.40]) * np.asarray(shape) * sp * g.uniform(0.95, 1.05, 3)
     r = np.sqrt(((rel / head) ** 2).sum(-1))
@@ -73,9 +76,10 @@ def cases(tmp_path):
 
 
 def test_import_is_lazy():
-    code = "import sys, voxflow.nnunet; print(any(m.startswith(('nnunetv2', 'torch')) for m in sys.modules))"
-    import subprocess
-
+    code = (
+        "import sys, voxflow.nnunet; "
+        "print(any(m.startswith(('nnunetv2', 'torch')) for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -163,7 +167,9 @@ def test_raw_dataset_rejects_bad_definitions(tmp_path, cases):
     with pytest.raises(VoxflowError, match="case id 'a b'"):
         nnunet.write_raw_dataset([("a b", *cases[0][1:])], root, 1, "X", LABELS)
     with pytest.raises(VoxflowError, match="image not found"):
-        nnunet.write_raw_dataset([("c", tmp_path / "nope.nii.gz", cases[0][2])], root, 1, "X", LABELS)
+        nnunet.write_raw_dataset(
+            [("c", tmp_path / "nope.nii.gz", cases[0][2])], root, 1, "X", LABELS
+        )
     nnunet.write_raw_dataset(cases[:1], root, 1, "X", LABELS)
     with pytest.raises(VoxflowError, match="already used by"):
         nnunet.write_raw_dataset(cases[:1], root, 1, "Y", LABELS)
@@ -178,18 +184,23 @@ def test_steps_need_previous_steps(tmp_path, cases):
     with pytest.raises(VoxflowError, match="no nnU-Net dataset"):
         nnunet.write_split(4, root, ["a"], ["b"])
     with pytest.raises(VoxflowError, match="model file not found"):
-        pytest.importorskip("nnunetv2")
         nnunet.predict(tmp_path / "nope" / "fold_0" / "checkpoint_final.pth", [cases[0][1]], root)
 
 
-def test_env_is_restored(tmp_path):
+def test_env_is_restored_and_roots_switch(tmp_path):
+    """Each call points nnU-Net (which copies its folders at import) at its own root."""
     pytest.importorskip("nnunetv2")
     before = os.environ.get("nnUNet_raw")
-    with nnunet._nnunet(tmp_path) as env:
-        import nnunetv2.paths
+    with nnunet._nnunet(tmp_path / "a") as env:
+        import nnunetv2.utilities.dataset_name_id_conversion as conv
 
-        assert os.environ["nnUNet_raw"] == env["nnUNet_raw"] == nnunetv2.paths.nnUNet_raw
+        assert os.environ["nnUNet_raw"] == env["nnUNet_raw"] == conv.nnUNet_raw
+        assert env["nnUNet_raw"].endswith("a/nnUNet_raw")
     assert os.environ.get("nnUNet_raw") == before
+    (tmp_path / "b" / "nnUNet_raw" / "Dataset003_B").mkdir(parents=True)
+    with nnunet._nnunet(tmp_path / "b"):
+        assert conv.nnUNet_results == str((tmp_path / "b" / "nnUNet_results").resolve())
+        assert conv.convert_id_to_dataset_name(3) == "Dataset003_B"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,7 +208,7 @@ def test_env_is_restored(tmp_path):
 
 
 @pytest.mark.slow
-def test_plan_train_predict(tmp_path):
+def test_plan_train_predict(tmp_path, monkeypatch):
     pytest.importorskip("nnunetv2")
     src, root = tmp_path / "src", tmp_path / "nn"
     cases = [(f"c{i}", *make_case(src, f"c{i}", seed=i, shape=(32, 32, 16))) for i in range(4)]
@@ -210,16 +221,46 @@ def test_plan_train_predict(tmp_path):
     with pytest.raises(VoxflowError, match="in both"):
         nnunet.write_split(42, root, ["c0", "c3"], ["c3"])
 
-    ckpt = nnunet.train(42, root, 0, epochs=1, iterations_per_epoch=2, val_iterations=1, device="cpu")
-    assert ckpt == (
-        root / "nnUNet_results" / "Dataset042_Tiny" / "nnUNetTrainerVoxflow__nnUNetPlans__3d_fullres"
-        / "fold_0" / "checkpoint_final.pth"
-    )  # fmt: skip
+    ckpt = nnunet.train(
+        42, root, 0, epochs=1, iterations_per_epoch=2, val_iterations=1, device="cpu"
+    )
+    model = (
+        root
+        / "nnUNet_results"
+        / "Dataset042_Tiny"
+        / "nnUNetTrainerVoxflow__nnUNetPlans__3d_fullres"
+    )
+    assert ckpt == model / "fold_0" / "checkpoint_final.pth"
     assert ckpt.is_file()
+    import torch
 
-    out = nnunet.predict(ckpt, [cases[3][1], cases[0][1]], tmp_path / "pred", device="cpu")
+    first = torch.load(ckpt, weights_only=False)["network_weights"]
+    again = nnunet.train(
+        42, root, 0, epochs=1, iterations_per_epoch=2, val_iterations=1, device="cpu"
+    )
+    second = torch.load(again, weights_only=False)["network_weights"]
+    assert all(torch.equal(first[k], second[k]) for k in first), "same seed, other weights"
+
+    # the paper preset: nnU-Net's own trainer and schedule (run_training stubbed out)
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    seen = []
+    monkeypatch.setattr(
+        nnUNetTrainer,
+        "run_training",
+        lambda self: seen.append(
+            (type(self).__name__, self.num_epochs, self.num_iterations_per_epoch)
+        ),
+    )
+    paper = nnunet.train(42, root, 0, epochs=None, device="cpu")
+    assert seen == [("nnUNetTrainer", 1000, 250)]
+    assert paper.parent.parent.name == "nnUNetTrainer__nnUNetPlans__3d_fullres"
+
+    out = nnunet.predict(
+        ckpt, [cases[3][1], cases[0][1]], tmp_path / "pred", device="cpu", threads=1
+    )
     assert [p.name for p in out] == ["c3_ct.nii.gz", "c0_ct.nii.gz"]
-    for path, (_, image, _) in zip(out, [cases[3], cases[0]]):
+    for path, (_, image, _) in zip(out, [cases[3], cases[0]], strict=True):
         pred, ref = nib.load(path), nib.load(image)
         assert pred.shape == ref.shape
         np.testing.assert_allclose(pred.affine, ref.affine, atol=1e-5)

@@ -88,7 +88,7 @@ def dataset_name(dataset_id: int, name: str) -> str:
 
 
 def find_dataset(base: str | Path, dataset_id: int) -> Path:
-    """The single ``DatasetXXX_*`` folder of ``dataset_id`` in ``base`` (raw/preprocessed/results)."""
+    """The one ``DatasetXXX_*`` folder of ``dataset_id`` in ``base`` (raw/preprocessed/results)."""
     base = Path(base)
     found = sorted(p for p in base.glob(f"Dataset{int(dataset_id):03d}_*") if p.is_dir())
     if not found:
@@ -232,7 +232,7 @@ def _nnunet(root: str | Path | None, **env_options: Any) -> Iterator[dict[str, s
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # paths.py prints unset folders
                 import nnunetv2.configuration
-                import nnunetv2.paths
+                import nnunetv2.paths  # noqa: F401  (first import reads the folders)
         except ImportError as err:
             raise VoxflowError(
                 f"nnunet: cannot import nnunetv2 ({err}); install it (pip install nnunetv2==2.6.0)"
@@ -259,6 +259,20 @@ def _rebind(env: Mapping[str, str]) -> None:
                 setattr(mod, key, value)
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Cap torch's intra-op CPU threads for a block (``None``: leave them)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @functools.cache
 def _short_trainer() -> type:
     """``nnUNetTrainer`` under its own name (results folder), for shortened schedules."""
@@ -267,7 +281,10 @@ def _short_trainer() -> type:
     return type(
         SHORT_TRAINER,
         (nnUNetTrainer,),
-        {"__doc__": "nnUNetTrainer whose schedule voxflow.nnunet.train sets.", "__module__": __name__},
+        {
+            "__doc__": "nnUNetTrainer whose schedule voxflow.nnunet.train sets.",
+            "__module__": __name__,
+        },
     )
 
 
@@ -341,7 +358,9 @@ def write_split(
     Call it after :func:`plan_and_preprocess` (which creates the folder) and before :func:`train`.
     """
     pre = find_dataset(Path(root) / "nnUNet_preprocessed", dataset_id)
-    known = {p.name[: -len(FILE_ENDING)] for p in (pre / "gt_segmentations").glob(f"*{FILE_ENDING}")}
+    known = {
+        p.name[: -len(FILE_ENDING)] for p in (pre / "gt_segmentations").glob(f"*{FILE_ENDING}")
+    }
     if not known:
         raise input_error(pre, "no preprocessed cases", "Run plan_and_preprocess first")
     train, val = [str(c) for c in train], [str(c) for c in val]
@@ -376,6 +395,7 @@ def train(
     plans: str = PLANS,
     num_processes_da: int = 0,
     validate: bool = False,
+    threads: int | None = None,
 ) -> Path:
     """Train one fold; return its ``checkpoint_final.pth``.
 
@@ -386,7 +406,7 @@ def train(
     :func:`write_split` (required); ``"all"`` trains on every case. Python, NumPy and torch are
     seeded with ``seed``; runs repeat exactly on CPU only with ``num_processes_da=0``.
     ``validate`` also predicts the validation cases at the end (``fold_0/validation``), as
-    ``nnUNetv2_train`` does.
+    ``nnUNetv2_train`` does. ``threads`` caps torch's CPU threads during the call.
     """
     if fold != "all" and not isinstance(fold, int):
         raise VoxflowError(f"nnunet: fold must be an int or 'all', got {fold!r}")
@@ -414,9 +434,12 @@ def train(
     from voxflow.train.device import seed_everything, select_device
 
     dev = select_device(device)
-    with _nnunet(root, num_processes_da=num_processes_da):
+    with _nnunet(root, num_processes_da=num_processes_da), _torch_threads(threads):
+        import torch
         from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+        if dev.type == "cuda":  # as nnUNetv2_train does
+            torch.backends.cudnn.benchmark = True
         seed_everything(seed)
         cls = nnUNetTrainer if epochs is None else _short_trainer()
         trainer = cls(
@@ -431,7 +454,8 @@ def train(
             trainer.num_iterations_per_epoch = int(iterations_per_epoch)
             trainer.num_val_iterations_per_epoch = int(val_iterations)
         out = Path(trainer.output_folder)
-        (out / "checkpoint_final.pth").unlink(missing_ok=True)
+        for stale in ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth"):
+            (out / stale).unlink(missing_ok=True)
         trainer.run_training()
         if validate:
             trainer.perform_actual_validation(False)
@@ -471,7 +495,7 @@ def _model_dir(checkpoint: Path) -> Path:
     return model_dir
 
 
-def load_predictor(
+def _load_predictor(
     checkpoint: str | Path,
     device: str = "auto",
     use_mirroring: bool = False,
@@ -480,7 +504,7 @@ def load_predictor(
     """An initialised ``nnUNetPredictor`` for one checkpoint of any nnUNetTrainer (sub)class.
 
     The model folder (``checkpoint``'s grandparent) holds ``plans.json`` and ``dataset.json``.
-    Call inside ``_nnunet``: nnU-Net must already be importable.
+    Call inside ``_nnunet`` (nnU-Net imported, its environment set).
     """
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -542,23 +566,26 @@ def predict(
     *,
     use_mirroring: bool = False,
     step_size: float = 0.5,
+    threads: int | None = None,
 ) -> list[Path]:
     """Segment CT volumes with a trained model; return ``output_folder/<case>.nii.gz`` (uint8).
 
     ``images``: files or a folder of ``<case>_0000.nii.gz``; the case is the file name without
     its suffix and ``_0000``. Predictions are on each input's grid (same shape and affine).
     ``use_mirroring`` (test-time flips, nnU-Net's default) costs 8x on 3D; ``step_size`` is the
-    sliding-window overlap (0.5 = nnU-Net's default). One case at a time, no worker processes.
+    sliding-window overlap (0.5 = nnU-Net's default). One case at a time, no worker processes;
+    ``threads`` caps torch's CPU threads (default: the CPU count, at most 8, as nnU-Net does).
     """
     from voxflow.io.images import write_nifti
 
     inputs = _case_inputs(images)
     _model_dir(Path(checkpoint))
     outputs = []
-    with _nnunet(None, num_processes=min(os.cpu_count() or 1, 8)):
+    n_threads = int(threads) if threads else min(os.cpu_count() or 1, 8)
+    with _nnunet(None, num_processes=n_threads), _torch_threads(threads):
         from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-        predictor = load_predictor(checkpoint, device, use_mirroring, step_size)
+        predictor = _load_predictor(checkpoint, device, use_mirroring, step_size)
         reader = SimpleITKIO()
         for case, path in inputs:
             ct = _read_ct(path)  # voxflow's view of the grid: (i, j, k) and the RAS affine

@@ -200,6 +200,16 @@ def qq_subject_files(wildcards):
 # ---- study gwr ------------------------------------------------------------------------------
 GWR_PHANTOM_ROOT = "resources/gwr/phantom"
 GWR_TRUTH_ROOT = "resources/gwr/truth"
+# the settings the own U-Net's training depends on (changing others does not retrain it)
+GWR_TRAIN_KEYS = [
+    "patch_size",
+    "samples_per_volume",
+    "foreground_probability",
+    "batch_size",
+    "model",
+    "augment",
+    "train",
+]
 
 
 def gwr_cfg():
@@ -261,3 +271,21 @@ def registration_inputs(wildcards):
         "moving": f"{root}/{wildcards.patient}/mr.nii.gz",
         "labels": f"{root}/{wildcards.patient}/mr_labels.nii.gz",
     }
+
+
+GWR_NNUNET = "results/gwr/nnunet"
+
+
+def gwr_nnunet_dataset():
+    """nnU-Net's dataset folder name for the configured ID, e.g. Dataset501_GWR."""
+    return f"Dataset{gwr_cfg()['nnunet']['dataset_id']:03d}_GWR"
+
+
+def gwr_nnunet_checkpoint():
+    """Where nnU-Net writes the final checkpoint of fold 0 (our train/val split)."""
+    short = gwr_cfg()["nnunet"]["epochs"] is not None
+    trainer = "nnUNetTrainerVoxflow" if short else "nnUNetTrainer"
+    return (
+        f"{GWR_NNUNET}/nnUNet_results/{gwr_nnunet_dataset()}/"
+        f"{trainer}__nnUNetPlans__3d_fullres/fold_0/checkpoint_final.pth"
+    )

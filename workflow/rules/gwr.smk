@@ -174,6 +174,7 @@ rule gwr_fingerprint:
 
 rule gwr_train:
     input:
+        split="results/gwr/split.tsv",
         fingerprint="results/gwr/fingerprint.json",
         images=lambda wc: expand(
             "results/gwr/preprocessed/{p}/{f}.nii.gz",
@@ -200,7 +201,7 @@ rule gwr_train:
         mem_mb=8000,
         runtime=240,
     params:
-        cfg=lambda wc: {k: v for k, v in gwr_cfg().items() if k != "nnunet"},
+        cfg=lambda wc: {k: gwr_cfg()[k] for k in GWR_TRAIN_KEYS},
         split=lambda wc: gwr_split(),
         seed=config["seed"],
         device=config["device"],
@@ -300,3 +301,93 @@ rule gwr_table:
         threshold=lambda wc: gwr_cfg()["poor_gwr"],
     script:
         "../scripts/gwr_table.py"
+
+
+rule gwr_nnunet_dataset:
+    input:
+        ct=lambda wc: expand("results/gwr/ct/{p}.nii.gz", p=gwr_patients()),
+        labels=lambda wc: expand(
+            "results/gwr/preprocessed/{p}/reference.nii.gz", p=gwr_patients()
+        ),
+    output:
+        f"{GWR_NNUNET}/nnUNet_raw/{gwr_nnunet_dataset()}/dataset.json",
+    log:
+        "logs/gwr/gwr_nnunet_dataset/all.log",
+    conda:
+        "../../envs/nnunet.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        patients=lambda wc: gwr_patients(),
+        dataset_id=lambda wc: gwr_cfg()["nnunet"]["dataset_id"],
+    script:
+        "../scripts/gwr_nnunet_dataset.py"
+
+
+rule gwr_nnunet_plan:
+    input:
+        f"{GWR_NNUNET}/nnUNet_raw/{gwr_nnunet_dataset()}/dataset.json",
+    output:
+        plans=f"{GWR_NNUNET}/nnUNet_preprocessed/{gwr_nnunet_dataset()}/nnUNetPlans.json",
+        split=f"{GWR_NNUNET}/nnUNet_preprocessed/{gwr_nnunet_dataset()}/splits_final.json",
+    log:
+        "logs/gwr/gwr_nnunet_plan/all.log",
+    conda:
+        "../../envs/nnunet.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        dataset_id=lambda wc: gwr_cfg()["nnunet"]["dataset_id"],
+        split=lambda wc: gwr_split(),
+    script:
+        "../scripts/gwr_nnunet_plan.py"
+
+
+rule gwr_nnunet_train:
+    input:
+        plans=f"{GWR_NNUNET}/nnUNet_preprocessed/{gwr_nnunet_dataset()}/nnUNetPlans.json",
+        split=f"{GWR_NNUNET}/nnUNet_preprocessed/{gwr_nnunet_dataset()}/splits_final.json",
+    output:
+        gwr_nnunet_checkpoint(),
+    log:
+        "logs/gwr/gwr_nnunet_train/all.log",
+    priority: 10
+    conda:
+        "../../envs/nnunet.yaml"
+    threads: config["train_threads"]
+    resources:
+        gpu=GPU_PER_JOB,
+        mem_mb=16000,
+        runtime=2880,
+    params:
+        cfg=lambda wc: gwr_cfg()["nnunet"],
+        seed=config["seed"],
+        device=config["device"],
+    script:
+        "../scripts/gwr_nnunet_train.py"
+
+
+rule gwr_nnunet_predict:
+    input:
+        checkpoint=gwr_nnunet_checkpoint(),
+        ct=lambda wc: expand("results/gwr/ct/{p}.nii.gz", p=gwr_patients()),
+    output:
+        expand("results/gwr/pred/nnunet/{p}.nii.gz", p=gwr_patients()),
+    log:
+        "logs/gwr/gwr_nnunet_predict/all.log",
+    conda:
+        "../../envs/nnunet.yaml"
+    threads: config["train_threads"]
+    resources:
+        gpu=GPU_PER_JOB,
+        mem_mb=8000,
+        runtime=120,
+    params:
+        mirroring=lambda wc: gwr_cfg()["nnunet"]["mirroring"],
+        device=config["device"],
+    script:
+        "../scripts/gwr_nnunet_predict.py"

@@ -101,12 +101,18 @@ def make_split(patients: list[str], seed: int, val_fraction: float) -> pd.DataFr
 
 def intensity_fingerprint(case_dirs: list[Path]) -> dict[str, float]:
     """nnU-Net's CT statistics over the labelled voxels of the training cases: 0.5 and 99.5
-    percentiles, mean and SD (after clipping to those percentiles)."""
+    percentiles, mean and SD (after clipping to those percentiles).
+
+    The landmarks are grey and white matter only, so the window is narrow (about 24-45 HU on
+    the phantom) and clips CSF onto white matter; a soft-tissue fingerprint (-100..200 HU) that
+    keeps the ventricles visible measured worse in the demo (validation Dice 0.52 vs 0.57)."""
     values = []
     for d in case_dirs:
         hu = read_image(d / "ct_hu.nii.gz").data
         values.append(hu[read_image(d / "labels.nii.gz", dtype=None).data > 0])
     v = np.concatenate(values).astype(np.float64)
+    if v.size == 0:
+        raise VoxflowError(f"no labelled voxels in the training cases ({case_dirs[0]}...)")
     lo, hi = np.percentile(v, [0.5, 99.5])
     v = np.clip(v, lo, hi)
     return {"p00_5": float(lo), "p99_5": float(hi), "mean": float(v.mean()), "std": float(v.std())}

@@ -1,0 +1,30 @@
+"""Rule gwr_nnunet_train: nnU-Net 3d_fullres, fold 0 (short schedule or nnU-Net's default)."""
+
+from pathlib import Path
+
+import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
+
+from voxflow.logs import rule_logging
+from voxflow.nnunet import train
+
+snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
+
+if __name__ == "__main__":  # nnU-Net's process pools re-import this file ("spawn")
+    with rule_logging(snakemake.log[0]) as log:
+        cfg = snakemake.params.cfg
+        root = Path(snakemake.input.plans).parents[2]
+        log.info("nnU-Net training: %s", cfg)
+        checkpoint = train(
+            cfg["dataset_id"],
+            root,
+            fold=0,
+            epochs=cfg["epochs"],
+            iterations_per_epoch=cfg["iterations_per_epoch"],
+            val_iterations=cfg["val_iterations"],
+            device=snakemake.params.device,
+            seed=snakemake.params.seed,
+        )
+        if Path(checkpoint) != Path(snakemake.output[0]):
+            raise RuntimeError(
+                f"nnU-Net wrote {checkpoint}, the rule expects {snakemake.output[0]}"
+            )
