@@ -214,7 +214,9 @@ GWR_TRAIN_KEYS = [
 
 def gwr_cfg():
     if "gwr" not in config:
-        raise WorkflowError("config has no 'gwr' block; copy it from config/config.yaml")
+        raise WorkflowError(
+            "config has no 'gwr' block; copy it from config/config.yaml"
+        )
     return config["gwr"]
 
 
@@ -264,7 +266,9 @@ def gwr_models():
 def registration_inputs(wildcards):
     """Fixed image (CT as NIfTI), moving image (MR) and its labels of one registration."""
     if wildcards.study != "gwr":
-        raise WorkflowError(f"register_mr_to_ct: no registration inputs for study {wildcards.study}")
+        raise WorkflowError(
+            f"register_mr_to_ct: no registration inputs for study {wildcards.study}"
+        )
     root = gwr_root()
     return {
         "fixed": f"results/gwr/ct/{wildcards.patient}.nii.gz",

@@ -278,10 +278,14 @@ rule gwr_table:
         gwr=lambda wc: expand("results/gwr/eval/{m}/gwr.tsv", m=gwr_models()),
     output:
         summary=report(
-            "results/gwr/summary.tsv", caption="../report/gwr_summary.rst", category="gwr"
+            "results/gwr/summary.tsv",
+            caption="../report/gwr_summary.rst",
+            category="gwr",
         ),
         dice="results/gwr/dice.tsv",
-        gwr=report("results/gwr/gwr.tsv", caption="../report/gwr_gwr.rst", category="gwr"),
+        gwr=report(
+            "results/gwr/gwr.tsv", caption="../report/gwr_gwr.rst", category="gwr"
+        ),
         histogram=report(
             "results/gwr/dice_histogram.png",
             caption="../report/gwr_summary.rst",

@@ -1,4 +1,4 @@
-"""Rule gwr_nnunet_plan: nnU-Net fingerprint, 3d_fullres plans + preprocessing; our split = fold 0."""
+"""Rule gwr_nnunet_plan: 3d_fullres plans, preprocessing; fold 0 = our split."""
 
 from pathlib import Path
 
