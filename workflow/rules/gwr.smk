@@ -195,7 +195,8 @@ rule gwr_train:
     priority: 10
     conda:
         "../../envs/torch.yaml"
-    threads: config["train_threads"]
+    # the study's one training job: at least two threads (ms/qq train several side by side)
+    threads: max(config["train_threads"], 2)
     resources:
         gpu=GPU_PER_JOB,
         mem_mb=8000,

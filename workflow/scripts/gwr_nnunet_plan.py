@@ -7,9 +7,10 @@ import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
 from voxflow.logs import rule_logging
 from voxflow.nnunet import plan_and_preprocess, write_split
 
-snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
-
-if __name__ == "__main__":  # nnU-Net's process pools re-import this file ("spawn")
+# nnU-Net's process pools ("spawn") re-import this file from its path, without Snakemake's
+# preamble: everything, `snakemake` included, stays under the guard
+if __name__ == "__main__":
+    snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
     with rule_logging(snakemake.log[0]) as log:
         root = Path(snakemake.output.plans).parents[2]
         dataset_id = snakemake.params.dataset_id

@@ -7,9 +7,10 @@ import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
 from voxflow.logs import rule_logging
 from voxflow.nnunet import train
 
-snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
-
-if __name__ == "__main__":  # nnU-Net's process pools re-import this file ("spawn")
+# nnU-Net's process pools ("spawn") re-import this file from its path, without Snakemake's
+# preamble: everything, `snakemake` included, stays under the guard
+if __name__ == "__main__":
+    snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
     with rule_logging(snakemake.log[0]) as log:
         cfg = snakemake.params.cfg
         root = Path(snakemake.input.plans).parents[2]
@@ -24,7 +25,7 @@ if __name__ == "__main__":  # nnU-Net's process pools re-import this file ("spaw
             device=snakemake.params.device,
             seed=snakemake.params.seed,
         )
-        if Path(checkpoint) != Path(snakemake.output[0]):
+        if Path(checkpoint).resolve() != Path(snakemake.output[0]).resolve():
             raise RuntimeError(
                 f"nnU-Net wrote {checkpoint}, the rule expects {snakemake.output[0]}"
             )
