@@ -275,6 +275,8 @@ rule gwr_evaluate:
 
 rule gwr_table:
     input:
+        # so that the study's table target also builds the registration table
+        registration="results/gwr/registration.tsv",
         dice=lambda wc: expand("results/gwr/eval/{m}/dice.tsv", m=gwr_models()),
         gwr=lambda wc: expand("results/gwr/eval/{m}/gwr.tsv", m=gwr_models()),
     output:
