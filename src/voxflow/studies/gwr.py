@@ -240,11 +240,11 @@ def predict_cases(
         probs = sliding_window(
             model, subject, lambda b: b["ct"]["data"].float(), patch, overlap, dev, "softmax"
         )
-        src = read_image(case_dir / "ct_hu.nii.gz")
+        src_affine = subject["ct"].affine  # the preprocessed grid, already read by _subject
         ct = read_image(ct_path, dtype=None)
         on_ct = np.stack(
             [
-                resample_to_grid(p, src.affine, ct.shape, ct.affine, cval=float(k == 0))
+                resample_to_grid(p, src_affine, ct.shape, ct.affine, cval=float(k == 0))
                 for k, p in enumerate(probs)
             ]
         )
@@ -380,7 +380,8 @@ def plot_overlay(ct_path, reference_path, pred_path, out_path) -> Path:
     ct = read_image(ct_path).data
     ref = read_image(reference_path, dtype=None).data
     pred = read_image(pred_path, dtype=None).data
-    ks = [int(np.argmax((ref == v).sum((0, 1)))) for v in (3, 1)]
+    value = {name: v for v, name in STRUCTURES.items()}
+    ks = [int(np.argmax((ref == value[n]).sum((0, 1)))) for n in ("putamen", "corpus_callosum")]
     slices = [np.clip(ct[:, :, k], 0, 80) for k in ks]
     return plot_montage(
         [np.stack(slices, -1)] * 2,
