@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from _ms_cohort import demo_cohort
+from _overrides import apply_overrides
 
 from voxflow.logs import setup_logging
 from voxflow.phantoms.ms import CHANNELS
@@ -48,13 +49,7 @@ def main() -> None:
     cfg["train"] = {**cfg["train"], "epochs": args.epochs}
     if args.patience is not None:
         cfg["train"]["patience"] = args.patience
-    for item in args.set:
-        key, value = item.split("=", 1)
-        *parents, leaf = key.split(".")
-        node = cfg
-        for k in parents:
-            node = node.setdefault(k, {})
-        node[leaf] = yaml.safe_load(value)
+    apply_overrides(cfg, args.set)
     voxel = args.voxel_mm or config["brain_phantom"]["voxel_mm"]
     t0 = time.perf_counter()
     cases = demo_cohort(args.workdir, args.subjects, config["seed"], voxel)

@@ -89,3 +89,19 @@ def test_multi_class_queue_samples_every_class():
     centres = [int(q[i]["label"].data[0, 2, 2, 2]) for i in range(len(q))]
     # each foreground class is the patch centre about half the time, however small
     assert 10 <= centres.count(1) <= 30 and 10 <= centres.count(2) <= 30
+
+
+def test_whole_volume_loader_repeats_with_fresh_augmentation():
+    from voxflow.augment import whole_volume_loader
+
+    ds = tio.SubjectsDataset([_subject(0), _subject(1)], transform=tio.RandomNoise(std=1.0))
+    torch.manual_seed(0)
+    batches = list(whole_volume_loader(ds, repeats=3, batch_size=2))
+    images = torch.cat([b["image"]["data"] for b in batches])
+    assert len(batches) == 3 and images.shape[0] == 6
+    # every draw is its own augmentation: no two of the six are equal
+    assert len({float(x.sum()) for x in images}) == 6
+    plain = list(whole_volume_loader(tio.SubjectsDataset([_subject(0)]), 2, 1, shuffle=False))
+    assert torch.equal(plain[0]["image"]["data"], plain[1]["image"]["data"])
+    with pytest.raises(VoxflowError):
+        whole_volume_loader(ds, 0, 1)

@@ -86,3 +86,21 @@ def patch_queue(
         shuffle_patches=True,
         start_background=False,
     )
+
+
+def whole_volume_loader(subjects, repeats: int, batch_size: int, shuffle: bool = True):
+    """A loader of whole (augmented) volumes, each subject ``repeats`` times per epoch with a
+    fresh random transform every time: for inputs already cropped to the patch size, where a
+    patch queue would hand out ``samples_per_volume`` identical copies of one augmentation."""
+    import torch
+
+    class Repeated(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(subjects) * repeats
+
+        def __getitem__(self, i: int):
+            return subjects[i % len(subjects)]
+
+    if repeats < 1:
+        raise VoxflowError(f"repeats must be >= 1, got {repeats}")
+    return torch.utils.data.DataLoader(Repeated(), batch_size=batch_size, shuffle=shuffle)

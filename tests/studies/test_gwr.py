@@ -109,14 +109,71 @@ def test_fingerprint_and_normalisation(cohort):
     assert z[1] == pytest.approx(0) and z[0] == (fp["p00_5"] - fp["mean"]) / fp["std"]
 
 
-def test_train_predict_evaluate_round_trip(cohort, tmp_path):
+def test_cavity_centre_is_the_skull_interior_and_falls_back_to_the_head(tmp_path, caplog):
+    ct_path, _ = synthetic_case(tmp_path, 0)
+    ct = read_image(ct_path)
+    centre_vox = np.array(ct.shape) / 2
+    expected = ct.affine[:3, :3] @ centre_vox + ct.affine[:3, 3]
+    assert np.allclose(gwr.cavity_centre(ct.data, ct.affine), expected, atol=2.0)
+    stripped = np.where(ct.data > 300, -1000.0, ct.data)  # no skull: the head's centroid
+    assert np.allclose(gwr.cavity_centre(stripped, ct.affine, "x.nii"), expected, atol=2.0)
+    assert "no skull-enclosed brain" in caplog.text
+    with pytest.raises(VoxflowError, match="air.nii: no voxel above -500 HU"):
+        gwr.cavity_centre(np.full((4, 4, 4), -1000.0), ct.affine, "air.nii")
+
+
+def test_roi_fingerprint_learns_the_offset_and_refuses_a_small_roi(cohort):
     _, cases = cohort
     dirs = [out for _, out in cases.values()]
-    fp = gwr.intensity_fingerprint(dirs[:3])
+    fp = gwr.roi_fingerprint(dirs, [40.0, 40.0, 24.0])
+    assert fp["roi_coverage"] == 1.0 and len(fp["roi_offset_mm"]) == 3
+    # the landmarks' box centre is left of the head centre along the first voxel axis
+    ct = read_image(dirs[0] / "ct_hu.nii.gz")
+    lab = read_image(dirs[0] / "labels.nii.gz", dtype=None).data
+    idx = np.argwhere(lab > 0)
+    mid = ct.affine[:3, :3] @ ((idx.min(0) + idx.max(0)) / 2) + ct.affine[:3, 3]
+    offset = mid - gwr.cavity_centre(ct.data, ct.affine)
+    assert np.allclose(fp["roi_offset_mm"], offset, atol=3.0)
+    with pytest.raises(VoxflowError, match=r"p\d: only .* of the landmarks lie inside .* enlarge"):
+        gwr.roi_fingerprint(dirs, [8.0, 8.0, 6.0])
+    assert gwr.roi_fingerprint(dirs, None)["roi_mm"] is None
+
+
+def test_subject_is_cropped_to_the_roi_with_world_positions_kept(cohort):
+    _, cases = cohort
+    out = cases["p1"][1]
+    fp = {**gwr.intensity_fingerprint([out]), **gwr.roi_fingerprint([out], [40.0, 40.0, 30.0])}
+    subject = gwr._subject(out, fp)
+    assert subject["ct"].shape == (1, 20, 20, 10)  # 40 x 40 x 30 mm at 2 x 2 x 3 mm
+    lab = read_image(out / "labels.nii.gz", dtype=None)
+    roi_lab = subject["label"].data[0].numpy()
+    assert (roi_lab > 0).sum() == (lab.data > 0).sum()
+    for v in (1, 4):
+        a = lab.affine @ np.r_[np.argwhere(lab.data == v).mean(0), 1]
+        b = subject["label"].affine @ np.r_[np.argwhere(roi_lab == v).mean(0), 1]
+        assert np.allclose(a, b)
+    whole = gwr._subject(out, {**fp, "roi_mm": None})
+    assert whole["ct"].shape[1:] == lab.shape
+
+
+def test_train_predict_evaluate_round_trip(cohort, tmp_path, monkeypatch):
+    import voxflow.augment
+
+    calls, real = [], voxflow.augment.whole_volume_loader
+
+    def spy(ds, repeats, batch_size, shuffle=True):
+        calls.append((repeats, shuffle))
+        return real(ds, repeats, batch_size, shuffle)
+
+    monkeypatch.setattr(voxflow.augment, "whole_volume_loader", spy)
+    _, cases = cohort
+    dirs = [out for _, out in cases.values()]
+    fp = {**gwr.intensity_fingerprint(dirs[:3]), **gwr.roi_fingerprint(dirs[:3], [32, 32, 24])}
     result = gwr.train_model(
         "unet3d", dirs[:3], dirs[3:], fp, tmp_path / "m", TINY, seed=1, device="cpu", threads=1
     )
     assert len(result.history) == 2 and "val_dice" in result.history
+    assert calls == [(2, True), (1, False)]  # the ROI is the patch: whole ROIs, val once
     cts = [ct for ct, _ in cases.values()]
     preds = [tmp_path / "pred" / f"{p}.nii.gz" for p in cases]
     gwr.predict_cases("unet3d", result.model_path, dirs, cts, preds, fp, TINY, "cpu")

@@ -160,6 +160,8 @@ rule gwr_fingerprint:
         ),
     output:
         "results/gwr/fingerprint.json",
+    params:
+        roi_mm=lambda wc: gwr_cfg()["roi_mm"],
     log:
         "logs/gwr/gwr_fingerprint/all.log",
     conda:
@@ -231,7 +233,8 @@ rule gwr_predict:
         runtime=60,
     params:
         cfg=lambda wc: {
-            k: gwr_cfg()[k] for k in ("patch_size", "patch_overlap", "model")
+            k: gwr_cfg()[k]
+            for k in ("patch_size", "patch_overlap", "model", "mirror_axes")
         },
         device=config["device"],
     script:

@@ -25,11 +25,12 @@ from voxflow.errors import VoxflowError, input_error
 from voxflow.evaluate.metrics import dice
 from voxflow.io.images import check_finite, check_same_grid, read_image, write_nifti
 from voxflow.phantoms.gwr import STRUCTURES, gwr_bg
-from voxflow.preprocess.crop import bounding_box, crop_affine
+from voxflow.preprocess.crop import bounding_box, centred_box, crop_affine, crop_padded
 from voxflow.seeding import rng
 
 log = logging.getLogger(__name__)
 N_CLASSES = len(STRUCTURES) + 1
+AIR_HU = -1024.0
 
 
 def remap_labels(data: np.ndarray, mapping: Mapping[str, int], path: str | Path) -> np.ndarray:
@@ -118,21 +119,113 @@ def intensity_fingerprint(case_dirs: list[Path]) -> dict[str, float]:
     return {"p00_5": float(lo), "p99_5": float(hi), "mean": float(v.mean()), "std": float(v.std())}
 
 
+def cavity_centre(hu: np.ndarray, affine: np.ndarray, path: str | Path = "CT") -> np.ndarray:
+    """World (RAS mm) centroid of the cranial cavity, from the CT alone (so the same at
+    training and inference): on each axial slice the brain-like voxels (-50..100 HU) enclosed
+    by bone (> 300 HU), largest connected part. Without a skull (a skull-stripped image) the
+    head (> -500 HU) is used, with a warning."""
+    from scipy import ndimage
+
+    bone = hu > 300
+    cavity = np.zeros(hu.shape, bool)
+    for k in range(hu.shape[2]):
+        cavity[..., k] = ndimage.binary_fill_holes(bone[..., k]) & ~bone[..., k]
+    cavity &= (hu > -50) & (hu < 100)
+    parts, n = ndimage.label(cavity)
+    if n:
+        sizes = ndimage.sum_labels(cavity, parts, range(1, n + 1))
+        inside = parts == int(np.argmax(sizes)) + 1
+    else:
+        inside = hu > -500
+        if not inside.any():
+            raise input_error(path, "no voxel above -500 HU (no head in the image?)")
+        log.warning("%s: no skull-enclosed brain found; the ROI is centred on the head", path)
+    centre = np.array(ndimage.center_of_mass(inside))
+    return affine[:3, :3] @ centre + affine[:3, 3]
+
+
+def roi_box(
+    hu: np.ndarray,
+    affine: np.ndarray,
+    offset_mm: list[float] | np.ndarray,
+    roi_mm: list[float],
+    path: str | Path = "CT",
+) -> tuple[slice, ...]:
+    """The landmark ROI: a box of ``roi_mm`` around the cranial-cavity centre moved by
+    ``offset_mm`` (world; learnt from the training labels in :func:`roi_fingerprint`). The
+    box may reach outside the image (crop it with :func:`crop_padded`)."""
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    size = [max(1, int(round(r / s))) for r, s in zip(roi_mm, spacing, strict=True)]
+    centre = cavity_centre(hu, affine, path) + np.asarray(offset_mm, float)
+    return centred_box(np.linalg.solve(affine[:3, :3], centre - affine[:3, 3]), size)
+
+
+def roi_fingerprint(
+    case_dirs: list[Path], roi_mm: list[float] | None, min_coverage: float = 0.99
+) -> dict[str, Any]:
+    """Where the landmarks sit relative to the cranial cavity: the mean world offset (mm) of
+    the centre of their bounding box from :func:`cavity_centre` over the training cases, and
+    the smallest fraction of a case's landmark voxels inside its ROI. A case below
+    ``min_coverage`` is an error naming it (the ROI is too small for these data)."""
+    if not roi_mm:
+        return {"roi_mm": None, "roi_offset_mm": [0.0, 0.0, 0.0], "roi_coverage": 1.0}
+    cases = []
+    for d in case_dirs:
+        ct = read_image(d / "ct_hu.nii.gz")
+        labels = read_image(d / "labels.nii.gz", dtype=None).data > 0
+        idx = np.argwhere(labels)
+        if idx.size == 0:
+            raise input_error(d / "labels.nii.gz", "no landmark voxels")
+        mid = (idx.min(0) + idx.max(0)) / 2.0
+        offset = ct.affine[:3, :3] @ mid + ct.affine[:3, 3] - cavity_centre(ct.data, ct.affine, d)
+        cases.append((d, ct, labels, offset))
+    mean_offset = np.mean([c[3] for c in cases], axis=0)
+    coverage = {}
+    for d, ct, labels, _ in cases:
+        box = roi_box(ct.data, ct.affine, mean_offset, roi_mm, d)
+        coverage[d.name] = float(crop_padded(labels, box).sum() / labels.sum())
+    worst = min(coverage, key=coverage.__getitem__)
+    if coverage[worst] < min_coverage:
+        raise VoxflowError(
+            f"{case_dirs[0].parent / worst}: only {coverage[worst]:.1%} of the landmarks lie "
+            f"inside the gwr.roi_mm {list(roi_mm)} box; enlarge gwr.roi_mm (or set it to null "
+            "to train on the whole head)"
+        )
+    return {
+        "roi_mm": [float(r) for r in roi_mm],
+        "roi_offset_mm": [round(float(x), 3) for x in mean_offset],
+        "roi_coverage": round(coverage[worst], 5),
+    }
+
+
 def normalise(hu: np.ndarray, fp: Mapping[str, float]) -> np.ndarray:
     """Clip to the fingerprint's percentiles and z-score (nnU-Net's CTNormalization)."""
     clipped = np.clip(hu, fp["p00_5"], fp["p99_5"])
     return ((clipped - fp["mean"]) / max(fp["std"], 1e-6)).astype(np.float32)
 
 
-def _subject(case_dir: Path, fp: Mapping[str, float], with_label: bool = True):
+def _subject(case_dir: Path, fp: Mapping[str, Any], with_label: bool = True):
+    """A TorchIO subject of the normalised CT (and labels), cropped to the landmark ROI when
+    the fingerprint has one (voxels outside the image are air)."""
     import torch
     import torchio as tio
 
     ct = read_image(case_dir / "ct_hu.nii.gz")
-    image = tio.ScalarImage(tensor=torch.from_numpy(normalise(ct.data, fp))[None], affine=ct.affine)
-    kwargs = {"ct": image, "case": case_dir.name}
+    arrays = {"ct": ct.data}
     if with_label:
-        kwargs["label"] = tio.LabelMap(case_dir / "labels.nii.gz")
+        arrays["label"] = read_image(case_dir / "labels.nii.gz", dtype=None).data.astype(np.int64)
+    affine = ct.affine
+    if fp.get("roi_mm"):
+        box = roi_box(ct.data, ct.affine, fp["roi_offset_mm"], fp["roi_mm"], case_dir)
+        arrays = {k: crop_padded(v, box, AIR_HU if k == "ct" else 0) for k, v in arrays.items()}
+        affine = crop_affine(ct.affine, box)
+    kwargs: dict[str, Any] = {"case": case_dir.name}
+    kwargs["ct"] = tio.ScalarImage(
+        tensor=torch.from_numpy(normalise(arrays["ct"], fp))[None], affine=affine
+    )
+    if with_label:
+        label = torch.from_numpy(arrays["label"])[None]
+        kwargs["label"] = tio.LabelMap(tensor=label, affine=affine)
     return tio.Subject(**kwargs)
 
 
@@ -165,7 +258,7 @@ def train_model(
     model_name: str,
     train_dirs: list[Path],
     val_dirs: list[Path],
-    fp: Mapping[str, float],
+    fp: Mapping[str, Any],
     out_dir: Path,
     cfg: Mapping[str, Any],
     seed: int,
@@ -173,11 +266,12 @@ def train_model(
     threads: int,
     fingerprint: str = "",
 ):
-    """Train the own 3D U-Net on structure-centred patches (Dice + CE, softmax)."""
+    """Train the own 3D U-Net (Dice + CE, softmax) on the landmark ROIs: whole ROIs, freshly
+    augmented, when the patch is the ROI; else structure-centred patches from a queue."""
     import torchio as tio
     from torch.utils.data import DataLoader
 
-    from voxflow.augment import build_augmentation, patch_queue
+    from voxflow.augment import build_augmentation, patch_queue, whole_volume_loader
     from voxflow.train.loop import Metric, TrainConfig, Trainer
     from voxflow.train.losses import DiceCELoss, hard_dice_per_sample
 
@@ -187,7 +281,10 @@ def train_model(
         subjects = [_pad_to(_subject(d, fp), patch) for d in dirs]
         return tio.SubjectsDataset(subjects, transform=transform)
 
-    def loader(ds):
+    def loader(ds, train: bool = True):
+        if {tuple(s.spatial_shape) for s in ds.dry_iter()} == {tuple(patch)}:
+            repeats = cfg["samples_per_volume"] if train else 1
+            return whole_volume_loader(ds, repeats, cfg["batch_size"], shuffle=train)
         queue = patch_queue(
             ds,
             patch,
@@ -198,7 +295,7 @@ def train_model(
         return DataLoader(queue, batch_size=cfg["batch_size"], num_workers=0)
 
     train_loader = loader(dataset(train_dirs, build_augmentation(cfg["augment"])))
-    val_loader = loader(dataset(val_dirs))
+    val_loader = loader(dataset(val_dirs), train=False)
 
     def batch(b):
         return b["ct"]["data"].float(), b["label"]["data"].long()
@@ -221,7 +318,7 @@ def predict_cases(
     case_dirs: list[Path],
     ct_paths: list[Path],
     out_paths: list[Path],
-    fp: Mapping[str, float],
+    fp: Mapping[str, Any],
     cfg: Mapping[str, Any],
     device: str,
 ) -> list[Path]:
@@ -238,7 +335,14 @@ def predict_cases(
     for case_dir, ct_path, out in zip(case_dirs, ct_paths, out_paths, strict=True):
         subject = _subject(case_dir, fp, with_label=False)
         probs = sliding_window(
-            model, subject, lambda b: b["ct"]["data"].float(), patch, overlap, dev, "softmax"
+            model,
+            subject,
+            lambda b: b["ct"]["data"].float(),
+            patch,
+            overlap,
+            dev,
+            "softmax",
+            mirror_axes=cfg.get("mirror_axes", ()),
         )
         src_affine = subject["ct"].affine  # the preprocessed grid, already read by _subject
         ct = read_image(ct_path, dtype=None)
@@ -339,7 +443,7 @@ def read_outcomes(path: str | Path | None) -> dict[str, int]:
     return dict(zip(table.patient, table.poor_outcome.astype(int), strict=True))
 
 
-def read_fingerprint(path: str | Path) -> dict[str, float]:
+def read_fingerprint(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
