@@ -43,3 +43,10 @@ def test_gwr_dag_tables_rerun_and_registration_change(snakemake, workdir):
     rules = planned_rules(snakemake(workdir, "-n").stdout)
     assert {"register_mr_to_ct", "gwr_preprocess", "gwr_train", "gwr_table"} <= rules
     assert not rules & {"gwr_phantom", "gwr_template", "gwr_ct_to_nifti", "gwr_phantom_outcomes"}
+    # a larger cohort makes only the new patient (and what pools over patients)
+    grown = {**TINY_GWR, "gwr": {**TINY_GWR["gwr"]}}
+    grown["gwr"]["phantom"] = {**TINY_GWR["gwr"]["phantom"], "patients": 5}
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(grown))
+    out = snakemake(workdir, "-n").stdout
+    assert re.search(r"^gwr_phantom\s+1$", out, re.M), out
+    assert re.search(r"^gwr_ct_to_nifti\s+1$", out, re.M), out

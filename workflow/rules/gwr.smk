@@ -34,7 +34,10 @@ rule gwr_phantom:
         runtime=10,
     params:
         seed=config["seed"],
-        phantom=lambda wc: gwr_cfg()["phantom"],
+        # the cohort size is not a patient's setting: growing the cohort keeps the others
+        phantom=lambda wc: {
+            k: v for k, v in gwr_cfg()["phantom"].items() if k != "patients"
+        },
     script:
         "../scripts/gwr_phantom.py"
 
@@ -160,8 +163,6 @@ rule gwr_fingerprint:
         ),
     output:
         "results/gwr/fingerprint.json",
-    params:
-        roi_mm=lambda wc: gwr_cfg()["roi_mm"],
     log:
         "logs/gwr/gwr_fingerprint/all.log",
     conda:
@@ -170,6 +171,8 @@ rule gwr_fingerprint:
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        roi_mm=lambda wc: gwr_cfg()["roi_mm"],
     script:
         "../scripts/gwr_fingerprint.py"
 

@@ -13,7 +13,10 @@ rule qq_phantom:
         runtime=10,
     params:
         seed=config["seed"],
-        phantom=lambda wc: qq_cfg()["phantom"],
+        # the cohort size is not a subject's setting: growing the cohort keeps the others
+        phantom=lambda wc: {
+            k: v for k, v in qq_cfg()["phantom"].items() if k != "subjects"
+        },
         n_echoes=lambda wc: qq_cfg()["n_echoes"],
     script:
         "../scripts/qq_phantom.py"

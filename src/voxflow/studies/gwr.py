@@ -4,8 +4,10 @@ Stages (one function each, called by the thin workflow scripts): ``preprocess_ca
 the study's numbering, CT and labels resampled to the target spacing and cropped to the head),
 ``make_split``, ``intensity_fingerprint`` + ``normalise`` (nnU-Net's CT normalisation: clip to
 the 0.5/99.5 percentiles of the labelled training voxels, z-score with their mean and SD),
-``train_model`` (own 3D U-Net, softmax over 5 classes, Dice + CE, through the shared Trainer),
-``predict_cases`` (sliding window, probabilities back onto each CT's own grid), ``evaluate``
+``roi_fingerprint`` + ``roi_box`` (the landmark ROI: a fixed box around the cranial cavity found
+on the CT, moved by the offset learnt from the training labels), ``train_model`` (own 3D U-Net
+on the ROIs, softmax over 5 classes, Dice + CE, through the shared Trainer), ``predict_cases``
+(sliding window with test-time mirroring, probabilities back onto each CT's own grid), ``evaluate``
 (Dice per structure per patient, GWR_BG from predicted vs reference masks, poor outcome at a
 threshold) and ``summarize`` (the paper's Table 1 layout).
 """
