@@ -9,7 +9,9 @@ roi_mm=null --set patch_size=[64,64,16]`` (the whole head, patches), ``--set tra
 or ``--set model.base_filters=16``. Trains on the workflow's training split, then predicts the
 validation patients onto their CT grid with and without test-time mirroring and prints the
 training time, the validation Dice per landmark and the median |GWR_pred - GWR_true|: the
-figures behind the demo preset in the README.
+figures behind the demo preset in the README. Preprocessed patients beyond the config's cohort
+(e.g. from a run with ``gwr.phantom.patients: 32``; the phantom cohort grows without changing
+the first ones) are scored too, as ``unseen``: a larger held-out set than the demo's 4.
 """
 
 from __future__ import annotations
@@ -41,11 +43,14 @@ def main() -> None:
     cfg = apply_overrides(config["gwr"], args.set)
     model = args.model or next(m for m in cfg["models"] if m != "nnunet")
     pre = args.results / "preprocessed"
-    cases = sorted(d for d in pre.iterdir() if (d / "labels.nii.gz").is_file())
-    if not cases:
-        raise SystemExit(f"{pre}: no preprocessed cases; run the gwr demo first")
+    found = sorted(d for d in pre.iterdir() if (d / "labels.nii.gz").is_file())
+    n = cfg["phantom"]["patients"]
+    cases, unseen = found[:n], found[n:]
+    if len(cases) < n:
+        raise SystemExit(f"{pre}: {len(cases)} preprocessed cases, {n} expected; run the demo")
     split = gwr.make_split([d.name for d in cases], config["seed"], cfg["val_fraction"])
     side = dict(zip(split.patient, split.split, strict=True))
+    side.update({d.name: "unseen" for d in unseen})
     train = [d for d in cases if side[d.name] == "train"]
     val = [d for d in cases if side[d.name] == "val"]
     fp = {**gwr.intensity_fingerprint(train), **gwr.roi_fingerprint(train, cfg["roi_mm"])}
@@ -56,23 +61,29 @@ def main() -> None:
     t_train = time.perf_counter() - t0
     print(f"{model}: {len(train)} train / {len(val)} val patients, ROI {cfg['roi_mm']} mm")
     print(f"training: {len(res.history)} epochs in {t_train:.0f} s ({args.threads} threads)")
-    cts = [args.results / "ct" / f"{d.name}.nii.gz" for d in val]
-    refs = [d / "reference.nii.gz" for d in val]
+    scored = val + unseen
+    cts = [args.results / "ct" / f"{d.name}.nii.gz" for d in scored]
+    refs = [d / "reference.nii.gz" for d in scored]
     for mirror in ([], cfg["mirror_axes"]) if cfg["mirror_axes"] else ([],):
-        preds = [args.workdir / f"pred{mirror}" / f"{d.name}.nii.gz" for d in val]
+        preds = [args.workdir / f"pred{mirror}" / f"{d.name}.nii.gz" for d in scored]
         t0 = time.perf_counter()
         gwr.predict_cases(
-            model, res.model_path, val, cts, preds, fp, {**cfg, "mirror_axes": mirror}, "cpu"
+            model, res.model_path, scored, cts, preds, fp, {**cfg, "mirror_axes": mirror}, "cpu"
         )
         t_pred = time.perf_counter() - t0
-        dice, ratios = gwr.evaluate(model, [d.name for d in val], side, cts, refs, preds, {}, 1.2)
-        per = dice.groupby("structure", sort=False).dice.mean()
-        err = np.abs(ratios.gwr_pred - ratios.gwr_true)
-        print(
-            f"mirror {mirror}: val Dice {dice.groupby('patient').dice.mean().mean():.3f} "
-            f"({', '.join(f'{k} {v:.3f}' for k, v in per.items())}); "
-            f"median |GWR error| {np.median(err):.4f}; prediction {t_pred:.0f} s"
-        )
+        names = [d.name for d in scored]
+        dice, ratios = gwr.evaluate(model, names, side, cts, refs, preds, {}, 1.2)
+        print(f"mirror {mirror} (prediction {t_pred:.0f} s):")
+        for group, g in dice.groupby("split", sort=False):
+            per = g.groupby("structure", sort=False).dice.mean()
+            r = ratios[ratios.split == group]
+            err = np.abs(r.gwr_pred - r.gwr_true)
+            mean = g.groupby("patient").dice.mean().mean()
+            print(
+                f"  {group} (n={r.patient.nunique()}): Dice {mean:.3f} "
+                f"({', '.join(f'{k} {v:.3f}' for k, v in per.items())}); "
+                f"median |GWR error| {np.nanmedian(err):.4f}"
+            )
 
 
 if __name__ == "__main__":

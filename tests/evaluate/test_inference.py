@@ -47,3 +47,19 @@ def test_mirroring_averages_the_flipped_predictions():
     assert not np.allclose(run([0]), run(()))
     # a flip along an axis the model is symmetric in changes nothing
     assert np.allclose(run([1, 2]), run(()), atol=1e-6)
+
+
+def test_a_volume_of_patch_size_is_one_unpadded_pass():
+    subject = tio.Subject(image=tio.ScalarImage(tensor=torch.rand(1, 8, 6, 4)))
+    x = subject["image"].data[None].float()
+    expected = torch.softmax(_XRamp()(x), 1)[0].numpy()  # depends on where voxels sit
+    probs = sliding_window(
+        _XRamp(),
+        subject,
+        lambda b: b["image"]["data"].float(),
+        [8, 6, 4],
+        [4, 2, 2],
+        "cpu",
+        "softmax",
+    )
+    assert np.allclose(probs, expected, atol=1e-6)

@@ -24,7 +24,8 @@ def sliding_window(
     ``input_fn`` turns a batch of patches into the model's input tensor; ``activation`` is
     ``sigmoid`` (independent channels) or ``softmax`` (classes). Patches go through in batches:
     on CPU, oneDNN's 3D convolutions are about 5x slower per patch with a batch of one
-    (benchmarks/ms_loader.py). ``mirror_axes`` (spatial axes, 0-2) adds nnU-Net's test-time
+    (benchmarks/ms_loader.py). A volume of exactly the patch size is one pass, unpadded.
+    ``mirror_axes`` (spatial axes, 0-2) adds nnU-Net's test-time
     mirroring: the probabilities are averaged over every combination of flips along them."""
     from itertools import combinations
 
@@ -32,6 +33,11 @@ def sliding_window(
     import torchio as tio
 
     act = {"sigmoid": torch.sigmoid, "softmax": lambda t: torch.softmax(t, 1)}[activation]
+    patch = [patch] * 3 if isinstance(patch, int) else list(patch)
+    if list(subject.spatial_shape) == patch:
+        # one patch is the whole volume (e.g. a study's ROI): a single pass, no padding, so a
+        # model that learnt where things sit in its input sees them where they were in training
+        overlap = 0
     sampler = tio.GridSampler(subject, patch, overlap, padding_mode=0)
     aggregator = tio.GridAggregator(sampler, overlap_mode="average")
     loader = torch.utils.data.DataLoader(sampler, batch_size=batch_size)
