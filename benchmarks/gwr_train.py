@@ -6,12 +6,13 @@
 Needs the demo's preprocessed cases and CT (run ``bash run.sh demo results/gwr/summary.tsv``
 first). Settings are config/config.yaml's gwr block plus the overrides, e.g. ``--set
 roi_mm=null --set patch_size=[64,64,16]`` (the whole head, patches), ``--set train.epochs=80``
-or ``--set model.base_filters=16``. Trains on the workflow's training split, then predicts the
-validation patients onto their CT grid with and without test-time mirroring and prints the
-training time, the validation Dice per landmark and the median |GWR_pred - GWR_true|: the
-figures behind the demo preset in the README. Preprocessed patients beyond the config's cohort
-(e.g. from a run with ``gwr.phantom.patients: 32``; the phantom cohort grows without changing
-the first ones) are scored too, as ``unseen``: a larger held-out set than the demo's 4.
+or ``--set model.base_filters=16``. Trains on the workflow's training split, predicts the
+training and validation patients onto their CT grids with and without test-time mirroring and
+prints the training time and, per group, the Dice per landmark and the median
+|GWR_pred - GWR_true|: the figures behind the demo preset in the README. Preprocessed patients
+beyond the config's cohort (build them with ``snakemake results/gwr/preprocessed/p033/labels.nii.gz
+...``; a larger cohort does not change the first patients) are scored too, as ``unseen``: a
+larger held-out set than the demo's validation split.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def main() -> None:
     t_train = time.perf_counter() - t0
     print(f"{model}: {len(train)} train / {len(val)} val patients, ROI {cfg['roi_mm']} mm")
     print(f"training: {len(res.history)} epochs in {t_train:.0f} s ({args.threads} threads)")
-    scored = val + unseen
+    scored = train + val + unseen
     cts = [args.results / "ct" / f"{d.name}.nii.gz" for d in scored]
     refs = [d / "reference.nii.gz" for d in scored]
     for mirror in ([], cfg["mirror_axes"]) if cfg["mirror_axes"] else ([],):
