@@ -156,10 +156,18 @@ def roi_box(
     """The landmark ROI: a box of ``roi_mm`` around the cranial-cavity centre moved by
     ``offset_mm`` (world; learnt from the training labels in :func:`roi_fingerprint`). The
     box may reach outside the image (crop it with :func:`crop_padded`)."""
+    return _box_around(
+        cavity_centre(hu, affine, path) + np.asarray(offset_mm, float), affine, roi_mm
+    )
+
+
+def _box_around(
+    centre_mm: np.ndarray, affine: np.ndarray, roi_mm: list[float]
+) -> tuple[slice, ...]:
+    """A box of ``roi_mm`` (rounded to whole voxels) centred on a world point."""
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     size = [max(1, int(round(r / s))) for r, s in zip(roi_mm, spacing, strict=True)]
-    centre = cavity_centre(hu, affine, path) + np.asarray(offset_mm, float)
-    return centred_box(np.linalg.solve(affine[:3, :3], centre - affine[:3, 3]), size)
+    return centred_box(np.linalg.solve(affine[:3, :3], centre_mm - affine[:3, 3]), size)
 
 
 def roi_fingerprint(
@@ -179,12 +187,12 @@ def roi_fingerprint(
         if idx.size == 0:
             raise input_error(d / "labels.nii.gz", "no landmark voxels")
         mid = (idx.min(0) + idx.max(0)) / 2.0
-        offset = ct.affine[:3, :3] @ mid + ct.affine[:3, 3] - cavity_centre(ct.data, ct.affine, d)
-        cases.append((d, ct, labels, offset))
-    mean_offset = np.mean([c[3] for c in cases], axis=0)
+        centre = cavity_centre(ct.data, ct.affine, d)
+        cases.append((d, ct.affine, labels, centre, ct.affine[:3, :3] @ mid + ct.affine[:3, 3]))
+    mean_offset = np.mean([c[4] - c[3] for c in cases], axis=0)
     coverage = {}
-    for d, ct, labels, _ in cases:
-        box = roi_box(ct.data, ct.affine, mean_offset, roi_mm, d)
+    for d, affine, labels, centre, _ in cases:
+        box = _box_around(centre + mean_offset, affine, roi_mm)
         coverage[d.name] = float(crop_padded(labels, box).sum() / labels.sum())
     worst = min(coverage, key=coverage.__getitem__)
     if coverage[worst] < min_coverage:
