@@ -19,6 +19,9 @@ wildcard_constraints:
     study=r"gwr",
     gwrmodel=r"resunet3d|unet3d",
     anymodel=r"resunet3d|unet3d|nnunet",
+    arm=r"proposed|control",
+    fold=r"[0-9]+",
+    worker=r"[0-9]+",
 
 
 include: "workflow/rules/common.smk"
@@ -28,6 +31,7 @@ include: "workflow/rules/ms.smk"
 include: "workflow/rules/qq.smk"
 include: "workflow/rules/register.smk"
 include: "workflow/rules/gwr.smk"
+include: "workflow/rules/l3.smk"
 
 
 rule all:

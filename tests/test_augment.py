@@ -105,3 +105,22 @@ def test_whole_volume_loader_repeats_with_fresh_augmentation():
     assert torch.equal(plain[0]["image"]["data"], plain[1]["image"]["data"])
     with pytest.raises(VoxflowError):
         whole_volume_loader(ds, 0, 1)
+
+
+def test_slice_augmentation_reflects_and_is_seeded():
+    import torch
+
+    from voxflow.augment import augment_slices
+
+    x = torch.arange(2 * 16 * 16, dtype=torch.float32).reshape(2, 1, 16, 16)
+    same = augment_slices(x, rotation_deg=0, translation=0, shear_deg=0, flip=0)
+    torch.testing.assert_close(same, x)
+    mirrored = augment_slices(x, rotation_deg=0, translation=0, shear_deg=0, flip=1)
+    torch.testing.assert_close(mirrored, x.flip(-1))
+    torch.manual_seed(3)
+    a = augment_slices(x)
+    torch.manual_seed(3)
+    torch.testing.assert_close(augment_slices(x), a)
+    assert not torch.equal(a, x)
+    with pytest.raises(VoxflowError, match="B, C, H, W"):
+        augment_slices(x[0])

@@ -104,3 +104,39 @@ def whole_volume_loader(subjects, repeats: int, batch_size: int, shuffle: bool =
     if repeats < 1:
         raise VoxflowError(f"repeats must be >= 1, got {repeats}")
     return torch.utils.data.DataLoader(Repeated(), batch_size=batch_size, shuffle=shuffle)
+
+
+def augment_slices(
+    x,
+    rotation_deg: float = 10.0,
+    translation: float = 0.05,
+    shear_deg: float = 5.0,
+    flip: float = 0.5,
+):
+    """Random 2D affine augmentation of a batch of slices ``x`` (B, C, H, W): rotation within
+    ±``rotation_deg``, translation within ±``translation`` of the image size, shear within
+    ±``shear_deg`` and a left-right reflection with probability ``flip`` (the l3 paper's
+    over-sampling transforms), bilinear, zero outside. Uses torch's global RNG."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    if x.dim() != 4:
+        raise VoxflowError(f"augment_slices: expected (B, C, H, W), got shape {tuple(x.shape)}")
+    b = x.shape[0]
+
+    def uniform(limit: float) -> torch.Tensor:
+        return (torch.rand(b, dtype=torch.float64) * 2 - 1) * limit
+
+    angle, shear = uniform(math.radians(rotation_deg)), uniform(math.radians(shear_deg))
+    shift = torch.stack([uniform(2 * translation), uniform(2 * translation)], 1)
+    mirror = torch.where(torch.rand(b, dtype=torch.float64) < flip, -1.0, 1.0)
+    cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(shear)
+    theta = torch.zeros(b, 2, 3, dtype=torch.float64)
+    # rotation @ shear (x' = x + tan * y) @ reflection of the column axis
+    theta[:, 0, 0], theta[:, 0, 1] = cos * mirror, cos * tan - sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin * mirror, sin * tan + cos
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

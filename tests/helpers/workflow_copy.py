@@ -124,3 +124,20 @@ TINY_GWR = {
         "nnunet": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations": 1, "mirroring": False},
     },
 }
+TINY_L3 = {
+    **TINY_STUDY,
+    "studies": ["l3"],
+    "l3": {
+        "cohort": {"layout": "l3", "root": ""},
+        "phantom": {"patients": 6, "matrix": 48, "pixel_mm": 9.0},
+        "image_size": 32,
+        "folds": 2,
+        "inner_val_fraction": 0.34,
+        "arms": ["proposed", "control"],
+        "model": {"depth": 10, "widen_factor": 0.125},
+        "train": {"epochs": 1, "optimizer": "sgd"},
+        # two workers per study: two Snakemake jobs on one journal
+        "tune": {"trials": 3, "workers": 2, "sampler": "gp", "startup_trials": 2},
+        "decode": {"smooth_slices": 3, "threshold": 0.5},
+    },
+}

@@ -9,6 +9,7 @@ from voxflow.gpus import gpus_per_job
 STUDY_TARGETS = {
     "ms": ["results/ms/dsc.tsv"],
     "qq": ["results/qq/rmse.tsv", "results/qq/oef_rmse.tsv"],
+    "l3": ["results/l3/summary.tsv"],
     "gwr": [
         "results/gwr/summary.tsv",
         "results/gwr/gwr.tsv",
@@ -293,3 +294,69 @@ def gwr_nnunet_checkpoint():
         f"{GWR_NNUNET}/nnUNet_results/{gwr_nnunet_dataset()}/"
         f"{trainer}__nnUNetPlans__3d_fullres/fold_0/checkpoint_final.pth"
     )
+
+
+# ---- study l3 -------------------------------------------------------------------------------
+L3_PHANTOM_ROOT = "resources/l3/phantom"
+L3_TRUTH_ROOT = "resources/l3/truth"
+
+
+def l3_cfg():
+    if "l3" not in config:
+        raise WorkflowError("config has no 'l3' block; copy it from config/config.yaml")
+    return config["l3"]
+
+
+def l3_phantom():
+    """True when the cohort is the generated phantom (no cohort root configured)."""
+    return not l3_cfg()["cohort"].get("root")
+
+
+def l3_root():
+    return L3_PHANTOM_ROOT if l3_phantom() else l3_cfg()["cohort"]["root"]
+
+
+@functools.cache
+def l3_patients():
+    """Patient IDs (phantom: p001...; real data: the folders under the cohort root)."""
+    if l3_phantom():
+        return [f"p{i:03d}" for i in range(1, l3_cfg()["phantom"]["patients"] + 1)]
+    from voxflow.io.layouts.l3 import read_patients
+
+    return read_patients(l3_root())
+
+
+def l3_label_file(wildcards):
+    """The labels a patient's slices need: the cohort's CSV or the patient's vertebra mask."""
+    labels = l3_cfg()["labels"]
+    if labels["source"] == "mask":
+        return f"{l3_root()}/{wildcards.patient}/{labels['mask_name']}"
+    return f"{l3_root()}/l3_labels.csv"
+
+
+@functools.cache
+def l3_folds():
+    """patient -> fold; the l3_folds rule writes the same table."""
+    from voxflow.studies.l3 import make_folds
+
+    df = make_folds(l3_patients(), config["seed"], l3_cfg()["folds"])
+    return dict(zip(df.patient, df.fold.astype(int)))
+
+
+def l3_fold_patients(fold, role):
+    """Test patients of a fold, or its training patients (all others)."""
+    fold = int(fold)
+    return [p for p, f in l3_folds().items() if (f == fold) == (role == "test")]
+
+
+def l3_slices(patients):
+    return expand("results/l3/slices/{p}.npz", p=patients)
+
+
+def l3_runs():
+    """(arm, fold) pairs: every configured arm on every fold."""
+    return [(a, f) for a in l3_cfg()["arms"] for f in range(l3_cfg()["folds"])]
+
+
+# the settings a design's training depends on (others do not retune or retrain)
+L3_TRAIN_KEYS = ["model", "train", "augment", "decode", "inner_val_fraction"]

@@ -149,9 +149,10 @@ rule gwr_split:
         mem_mb=1000,
         runtime=5,
     params:
-        split=lambda wc: gwr_split(),
+        table=lambda wc: gwr_split(),
+        columns=["patient", "split"],
     script:
-        "../scripts/gwr_split.py"
+        "../scripts/split_table.py"
 
 
 rule gwr_fingerprint:

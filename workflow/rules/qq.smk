@@ -59,9 +59,10 @@ rule qq_split:
         mem_mb=1000,
         runtime=5,
     params:
-        split=lambda wc: qq_split(),
+        table=lambda wc: qq_split(),
+        columns=["subject", "split"],
     script:
-        "../scripts/qq_split.py"
+        "../scripts/split_table.py"
 
 
 rule qq_normalisation:
