@@ -9,6 +9,7 @@ rerun writes byte-identical files and Snakemake's caches stay valid.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +36,18 @@ def write_series(
     description: str = "HEAD",
     intercept: float = -1024.0,
     seed: int = 0,
+    series_number: int = 2,
+    prefix: str = "IM",
+    series_key: str = "series",
+    image_type: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write ``data`` (i = column, j = row, k = slice) with voxel-to-RAS ``affine_ras`` as one
     file per slice under ``folder`` (``IM0001.dcm``...). Values are rounded to integers and
-    stored as ``value - intercept`` (uint16). Returns the written paths."""
+    stored as ``value - intercept`` (uint16). Returns the written paths.
+
+    A second series in the same folder (e.g. a scout) needs its own ``series_key`` (it seeds the
+    series and SOP instance UIDs), ``prefix`` (file names) and ``series_number``; the defaults
+    reproduce the single-series files byte for byte. ``image_type`` sets ImageType if given."""
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
@@ -54,23 +63,26 @@ def write_series(
     if stored.min() < 0 or stored.max() > 65535:
         raise VoxflowError(f"{folder}: values out of the uint16 range after the intercept")
     sop_class = CTImageStorage if modality == "CT" else MRImageStorage
-    series_uid, study_uid = _uid(seed, patient_id, "series"), _uid(seed, patient_id, "study")
+    series_uid, study_uid = _uid(seed, patient_id, series_key), _uid(seed, patient_id, "study")
+    sop_keys = ("slice",) if series_key == "series" else (series_key, "slice")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for k in range(data.shape[2]):
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = sop_class
-        meta.MediaStorageSOPInstanceUID = _uid(seed, patient_id, "slice", k)
+        meta.MediaStorageSOPInstanceUID = _uid(seed, patient_id, *sop_keys, k)
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        path = folder / f"IM{k + 1:04d}.dcm"
+        path = folder / f"{prefix}{k + 1:04d}.dcm"
         ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID = sop_class
         ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
         ds.PatientID = ds.PatientName = patient_id
         ds.Modality, ds.Manufacturer = modality, "voxflow-phantom"
-        ds.SeriesDescription, ds.SeriesNumber = description, 2
+        ds.SeriesDescription, ds.SeriesNumber = description, series_number
+        if image_type is not None:
+            ds.ImageType = list(image_type)
         ds.InstanceNumber, ds.AcquisitionNumber = k + 1, 1
         ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*rowdir, *coldir)]
         ds.ImagePositionPatient = [f"{v:.4f}" for v in lps[:3, 3] + k * lps[:3, 2]]

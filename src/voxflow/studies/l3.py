@@ -186,7 +186,11 @@ def slice_loader(x, y, batch_size: int, oversampling: float = 0.0, augment=None,
             j = positives[(i - len(x)) % len(positives)]
             return augment_slices(x[j : j + 1], **(augment or {}))[0], y[j]
 
-    return torch.utils.data.DataLoader(Slices(), batch_size=batch_size, shuffle=shuffle)
+    # training drops a last partial batch: a batch of one breaks batch norm on 1x1 features
+    drop = shuffle and len(x) + extra > batch_size
+    return torch.utils.data.DataLoader(
+        Slices(), batch_size=batch_size, shuffle=shuffle, drop_last=drop
+    )
 
 
 def pos_weight(y, class_weight: float) -> float:
