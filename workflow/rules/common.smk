@@ -359,4 +359,11 @@ def l3_runs():
 
 
 # the settings a design's training depends on (others do not retune or retrain)
-L3_TRAIN_KEYS = ["model", "train", "augment", "decode", "inner_val_fraction"]
+L3_TRAIN_KEYS = [
+    "model",
+    "context_mm",
+    "train",
+    "augment",
+    "decode",
+    "inner_val_fraction",
+]

@@ -210,7 +210,7 @@ rule l3_predict:
         mem_mb=4000,
         runtime=30,
     params:
-        model=lambda wc: l3_cfg()["model"],
+        cfg=lambda wc: {k: l3_cfg()[k] for k in ("model", "context_mm")},
         device=config["device"],
     script:
         "../scripts/l3_predict.py"

@@ -11,7 +11,7 @@ with rule_logging(snakemake.log[0]) as log:
     df = predict_table(
         snakemake.input.model,
         list(snakemake.input.slices),
-        snakemake.params.model,
+        snakemake.params.cfg,
         snakemake.params.device,
         snakemake.output[0],
     )

@@ -156,14 +156,32 @@ def inner_split(train: Sequence[str], seed: int, fold: int, fraction: float) -> 
 
 
 # ---- training -------------------------------------------------------------------------------
-def stack_cases(paths: Sequence[str | Path]) -> tuple[Any, Any]:
-    """All slices of the cases as tensors: images (N, 1, S, S) float32, labels (N, 1) float32."""
+def with_context(case: Mapping[str, np.ndarray], context_mm: Sequence[float]) -> np.ndarray:
+    """A case's slices as channels (n, C, S, S) float32: for each slice, the slices nearest to
+    its height + each offset of ``context_mm`` (clamped at the ends). ``[0]`` is the paper's
+    single slice; e.g. ``[-30, 0, 30]`` adds the slices about one vertebra below and above."""
+    z = np.asarray(case["z_mm"], np.float64)
+    images = np.asarray(case["images"], np.float32)
+    idx = [np.abs(z[None, :] - (z[:, None] + float(o))).argmin(axis=1) for o in context_mm]
+    return np.stack([images[i] for i in idx], axis=1)
+
+
+def stack_cases(paths: Sequence[str | Path], context_mm: Sequence[float] = (0.0,)) -> tuple:
+    """All slices of the cases as tensors: images (N, C, S, S) float32, labels (N, 1) float32."""
     import torch
 
     cases = [load_case(p) for p in paths]
-    x = torch.from_numpy(np.concatenate([c["images"] for c in cases]).astype(np.float32))
+    x = torch.from_numpy(np.concatenate([with_context(c, context_mm) for c in cases]))
     y = torch.from_numpy(np.concatenate([c["labels"] for c in cases]).astype(np.float32))
-    return x[:, None], y[:, None]
+    return x, y[:, None]
+
+
+def build_model(cfg: Mapping[str, Any]):
+    """The per-slice ResNet of the study config (one input channel per context offset)."""
+    from voxflow.models.resnet import build_resnet
+
+    channels = len(cfg.get("context_mm", [0.0]))
+    return build_resnet(spatial_dims=2, in_channels=channels, num_classes=1, **cfg["model"])
 
 
 def slice_loader(x, y, batch_size: int, oversampling: float = 0.0, augment=None, shuffle=True):
@@ -236,19 +254,20 @@ def train_classifier(
 ):
     """Train the per-slice ResNet with one design. With ``val_paths`` the kept model is the
     epoch of lowest validation loss; without (the final fit on a whole training fold) the
-    validation pass runs on the training slices un-augmented."""
+    validation pass runs on every 4th training slice, un-augmented."""
     import torch
 
-    from voxflow.models.resnet import build_resnet
     from voxflow.train.loop import Trainer
 
-    x, y = stack_cases(train_paths)
-    xv, yv = stack_cases(val_paths) if val_paths else (x, y)
+    context = cfg.get("context_mm", [0.0])
+    x, y = stack_cases(train_paths, context)
+    # the final fit holds nothing out: its validation pass re-reads every 4th training slice
+    xv, yv = stack_cases(val_paths, context) if val_paths else (x[::4], y[::4])
     loss = torch.nn.BCEWithLogitsLoss(
         pos_weight=torch.tensor([pos_weight(y, params.get("class_weight", 0.0))])
     )
     trainer = Trainer(
-        lambda: build_resnet(spatial_dims=2, in_channels=1, num_classes=1, **cfg["model"]),
+        lambda: build_model(cfg),
         loss,
         train_config(params, cfg["train"], seed, device, threads),
         out_dir,
@@ -262,15 +281,19 @@ def train_classifier(
     return trainer.model, result
 
 
-def predict(model, paths: Sequence[str | Path], device: str = "cpu") -> dict[str, np.ndarray]:
-    """Per-slice L3 probabilities (feet -> head) of each case, by file stem."""
+def predict(
+    model, paths: Sequence[str | Path], context_mm: Sequence[float] = (0.0,)
+) -> dict[str, np.ndarray]:
+    """Per-slice L3 probabilities (feet -> head) of each case, by file stem (on the model's
+    device)."""
     import torch
 
+    device = next(model.parameters()).device
     model.eval()
     out = {}
     with torch.no_grad():
         for p in paths:
-            x = torch.from_numpy(load_case(p)["images"].astype(np.float32))[:, None]
+            x = torch.from_numpy(with_context(load_case(p), context_mm))
             probs = [
                 torch.sigmoid(model(x[i : i + 256].to(device))).float().cpu()
                 for i in range(0, len(x), 256)
@@ -316,7 +339,11 @@ def make_objective(
             model, _ = train_classifier(
                 params, train_paths, val_paths, cfg, seed, out, device, threads
             )
-            value = f1(predict(model, val_paths, device), val_paths, cfg["decode"]["threshold"])
+            value = f1(
+                predict(model, val_paths, cfg.get("context_mm", [0.0])),
+                val_paths,
+                cfg["decode"]["threshold"],
+            )
         finally:
             shutil.rmtree(out, ignore_errors=True)
         log.info("design %s: inner validation F1 %.4f", params, value)
@@ -550,20 +577,19 @@ def collect_study(
 def predict_table(
     model_path: str | Path,
     slices: Sequence[str | Path],
-    model_cfg: Mapping[str, Any],
+    cfg: Mapping[str, Any],
     device: str,
     out_tsv: str | Path,
 ) -> pd.DataFrame:
     """Per-slice L3 probability of each case (``patient slice prob label``, feet -> head)."""
     from voxflow.io.tables import write_tsv
-    from voxflow.models.resnet import build_resnet
     from voxflow.train.device import select_device
     from voxflow.train.loop import load_weights
 
     dev = select_device(device)
-    model = build_resnet(spatial_dims=2, in_channels=1, num_classes=1, **model_cfg)
+    model = build_model(cfg)
     model = load_weights(model, model_path, dev).to(dev)
-    probs = predict(model, slices, dev)
+    probs = predict(model, slices, cfg.get("context_mm", [0.0]))
     rows = []
     for p in slices:
         labels = load_case(p)["labels"]
