@@ -106,3 +106,35 @@ def test_class_weight_interpolates_between_equal_and_balanced():
     assert l3.pos_weight(y, 0.5) == pytest.approx(3.0)
     with pytest.raises(VoxflowError, match="no L3 slice"):
         l3.pos_weight(torch.zeros(5, 1), 0.5)
+
+
+def test_case_labels_from_csv_or_mask_agree(tmp_path):
+    n = 10
+    aff = np.diag([-2.0, -2.0, -3.0, 1.0])  # slices stored head -> feet
+    write_nifti(tmp_path / "ct.nii.gz", np.zeros((8, 8, n), np.float32), aff)
+    csv = tmp_path / "l3_labels.csv"
+    csv.write_text("patient,l3_first,l3_last,index_order\np1,2,4,feet_to_head\n")
+    from_csv = l3.case_labels("p1", tmp_path / "ct.nii.gz", csv, {"source": "csv"}, ["p1"])
+    # feet -> head indices 2..4 are volume slices 7..5 (k runs head -> feet here)
+    assert list(np.flatnonzero(from_csv)) == [5, 6, 7]
+    mask = np.zeros((8, 8, n), np.uint8)
+    mask[2:5, 2:5, 5:8] = 29
+    write_nifti(tmp_path / "vertebrae.nii.gz", mask, aff)
+    labels = {"source": "mask", "l3_value": 29}
+    from_mask = l3.case_labels(
+        "p1", tmp_path / "ct.nii.gz", tmp_path / "vertebrae.nii.gz", labels, []
+    )
+    np.testing.assert_array_equal(from_csv, from_mask)
+    bad = aff.copy()
+    bad[0, 3] = 50.0
+    write_nifti(tmp_path / "moved.nii.gz", mask, bad)
+    with pytest.raises(VoxflowError):
+        l3.case_labels("p1", tmp_path / "ct.nii.gz", tmp_path / "moved.nii.gz", labels, [])
+
+
+def test_context_channels_pick_the_nearest_slices():
+    case = {"z_mm": np.arange(10) * 3.0, "images": np.arange(10, dtype=np.float32)[:, None, None]}
+    x = l3.with_context(case, [-6, 0, 6])
+    assert x.shape == (10, 3, 1, 1)
+    assert list(x[5, :, 0, 0]) == [3, 5, 7]
+    assert list(x[0, :, 0, 0]) == [0, 0, 2]  # clamped at the feet end
