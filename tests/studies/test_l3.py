@@ -138,3 +138,13 @@ def test_context_channels_pick_the_nearest_slices():
     assert x.shape == (10, 3, 1, 1)
     assert list(x[5, :, 0, 0]) == [3, 5, 7]
     assert list(x[0, :, 0, 0]) == [0, 0, 2]  # clamped at the feet end
+
+
+def test_objective_is_one_over_the_per_slice_f1(tmp_path):
+    labels = np.array([0, 0, 1, 1, 1, 0, 0], np.uint8)
+    l3.write_npz(tmp_path / "p1.npz", {"labels": labels, "images": np.zeros((7, 2, 2))})
+    probs = {"p1": np.array([0.1, 0.6, 0.9, 0.8, 0.2, 0.1, 0.0])}  # tp 2, fp 1, fn 1
+    f1 = l3.f1(probs, [tmp_path / "p1.npz"], 0.5)
+    assert f1 == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    assert l3.objective_value(f1) == pytest.approx(1 / f1)
+    assert l3.objective_value(0.0) == 1000.0

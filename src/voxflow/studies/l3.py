@@ -11,9 +11,10 @@ class weight, over-sampling of L3 slices with rotation/translation/shear/reflect
 ``decode`` (per-slice probabilities -> one L3 slice), ``evaluate`` (slice error per patient,
 Fig. 4 regression, Table 2).
 
-**Decoding rule**: the probabilities are smoothed along the slices by a moving average of
-``smooth_slices`` slices; the slices at or above ``threshold`` form runs of consecutive slices;
-the run with the largest summed smoothed probability is the L3 vertebra and its centre
+**Decoding rule**: the probabilities are (optionally) smoothed along the slices by a moving
+average of ``smooth_slices`` slices (1 = none, the default); the slices at or above
+``threshold`` form runs of consecutive slices; the run with the largest summed (smoothed)
+probability is the L3 vertebra and its centre
 (``(first + last) / 2``, a half-integer when the run has an even length) the predicted slice.
 Without any slice at the threshold, the most probable slice is taken. The true slice is the
 centre of the labelled L3 range, so the error is in slices (multiples of 0.5) and in mm
@@ -354,7 +355,7 @@ def make_objective(
 
 # ---- decoding and evaluation ------------------------------------------------------------------
 def decode(
-    probs: np.ndarray, smooth_slices: int = 3, threshold: float = 0.5
+    probs: np.ndarray, smooth_slices: int = 1, threshold: float = 0.5
 ) -> tuple[float, int, int]:
     """One L3 slice from per-slice probabilities (the module's decoding rule):
     (centre, first, last) of the chosen run, indices feet -> head."""
