@@ -41,6 +41,13 @@ def test_l3_dag_tables_studies_and_rerun(snakemake, workdir):
     for png in ("results/l3/scatter.png", "results/l3/optuna_history.png"):
         assert (workdir / png).stat().st_size > 5000
     assert "Nothing to be done" in snakemake(workdir, "-n").stdout
+    # the decoding's smoothing is not a tuning setting: only the tables are redone
+    smooth = {**TINY_L3, "l3": {**TINY_L3["l3"], "decode": {"smooth_slices": 1, "threshold": 0.5}}}
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(smooth))
+    out = snakemake(workdir, "-n").stdout
+    assert re.search(r"^l3_table\s+1$", out, re.M) and not re.search(
+        r"^l3_(tune|train)\s", out, re.M
+    )
     # a larger budget continues the studies: only tuning and what follows it reruns
     more = {**TINY_L3, "l3": {**TINY_L3["l3"], "tune": {**TINY_L3["l3"]["tune"], "trials": 4}}}
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(more))

@@ -359,11 +359,11 @@ def l3_runs():
 
 
 # the settings a design's training depends on (others do not retune or retrain)
-L3_TRAIN_KEYS = [
-    "model",
-    "context_mm",
-    "train",
-    "augment",
-    "decode",
-    "inner_val_fraction",
-]
+L3_TRAIN_KEYS = ["model", "context_mm", "train", "augment", "inner_val_fraction"]
+
+
+def l3_train_cfg():
+    """Settings of the tuning and training jobs: L3_TRAIN_KEYS and the F1 threshold (the
+    decoding's smoothing only matters to the tables, so changing it retunes nothing)."""
+    cfg = {k: l3_cfg()[k] for k in L3_TRAIN_KEYS}
+    return {**cfg, "decode": {"threshold": l3_cfg()["decode"]["threshold"]}}

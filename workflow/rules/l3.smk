@@ -130,7 +130,7 @@ rule l3_tune:
     params:
         # the study's journal: shared by the workers of one (arm, fold), kept after a kill
         journal=lambda wc: f"results/l3/optuna/{wc.arm}/fold{wc.fold}/study.journal",
-        cfg=lambda wc: {k: l3_cfg()[k] for k in L3_TRAIN_KEYS},
+        cfg=lambda wc: l3_train_cfg(),
         tune=lambda wc: l3_cfg()["tune"],
         seed=config["seed"],
         device=config["device"],
@@ -187,7 +187,7 @@ rule l3_train:
         mem_mb=6000,
         runtime=240,
     params:
-        cfg=lambda wc: {k: l3_cfg()[k] for k in L3_TRAIN_KEYS},
+        cfg=lambda wc: l3_train_cfg(),
         seed=config["seed"],
         device=config["device"],
     script:
