@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
-from voxflow.phantoms.l3 import L3PhantomConfig, make_patient, write_patient
 
 from voxflow.logs import rule_logging
+from voxflow.phantoms.l3 import L3PhantomConfig, make_patient, write_patient
 
 snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
 

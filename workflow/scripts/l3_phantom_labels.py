@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
-from voxflow.phantoms.l3 import label_rows, write_labels
 
 from voxflow.logs import rule_logging
+from voxflow.phantoms.l3 import label_rows, write_labels
 
 snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
 
