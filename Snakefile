@@ -22,6 +22,8 @@ wildcard_constraints:
     arm=r"proposed|control",
     fold=r"[0-9]+",
     worker=r"[0-9]+",
+    mgmtmodel=r"2d|3d",
+    split=r"fold[0-9]+|final",
 
 
 include: "workflow/rules/common.smk"
@@ -32,6 +34,7 @@ include: "workflow/rules/qq.smk"
 include: "workflow/rules/register.smk"
 include: "workflow/rules/gwr.smk"
 include: "workflow/rules/l3.smk"
+include: "workflow/rules/mgmt.smk"
 
 
 rule all:

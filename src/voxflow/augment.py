@@ -140,3 +140,14 @@ def augment_slices(
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_flips(x, p: float = 0.5):
+    """``x`` (C, *spatial) flipped along each spatial axis with probability ``p`` (torch's
+    global RNG): the symmetry augmentation of a whole-volume classifier."""
+    import torch
+
+    if not 0 <= p <= 1:
+        raise VoxflowError(f"augment.flip: probability {p} is not within 0-1")
+    dims = [d for d in range(1, x.dim()) if float(torch.rand(())) < p]
+    return torch.flip(x, dims) if dims else x

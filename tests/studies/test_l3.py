@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from voxflow.errors import VoxflowError
+from voxflow.io.atomic import write_npz
 from voxflow.io.images import read_image, write_nifti
 from voxflow.studies import l3
 
@@ -142,7 +143,7 @@ def test_context_channels_pick_the_nearest_slices():
 
 def test_objective_is_one_over_the_per_slice_f1(tmp_path):
     labels = np.array([0, 0, 1, 1, 1, 0, 0], np.uint8)
-    l3.write_npz(tmp_path / "p1.npz", {"labels": labels, "images": np.zeros((7, 2, 2))})
+    write_npz(tmp_path / "p1.npz", {"labels": labels, "images": np.zeros((7, 2, 2))})
     probs = {"p1": np.array([0.1, 0.6, 0.9, 0.8, 0.2, 0.1, 0.0])}  # tp 2, fp 1, fn 1
     f1 = l3.f1(probs, [tmp_path / "p1.npz"], 0.5)
     assert f1 == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))

@@ -10,6 +10,7 @@ STUDY_TARGETS = {
     "ms": ["results/ms/dsc.tsv"],
     "qq": ["results/qq/rmse.tsv", "results/qq/oef_rmse.tsv"],
     "l3": ["results/l3/summary.tsv"],
+    "mgmt": ["results/mgmt/summary.tsv", "results/mgmt/holdout.tsv"],
     "gwr": [
         "results/gwr/summary.tsv",
         "results/gwr/gwr.tsv",
@@ -367,3 +368,68 @@ def l3_train_cfg():
     decoding's smoothing only matters to the tables, so changing it retunes nothing)."""
     cfg = {k: l3_cfg()[k] for k in L3_TRAIN_KEYS}
     return {**cfg, "decode": {"threshold": l3_cfg()["decode"]["threshold"]}}
+
+
+# ---- study mgmt -----------------------------------------------------------------------------
+MGMT_PHANTOM_ROOT = "resources/mgmt/phantom"
+MGMT_PLANTED = "resources/mgmt/truth/planted.tsv"
+
+
+def mgmt_cfg():
+    if "mgmt" not in config:
+        raise WorkflowError(
+            "config has no 'mgmt' block; copy it from config/config.yaml"
+        )
+    return config["mgmt"]
+
+
+def mgmt_phantom():
+    """True when the study runs on its generated phantom cohort."""
+    return not mgmt_cfg()["cohort"].get("root")
+
+
+def mgmt_root():
+    return MGMT_PHANTOM_ROOT if mgmt_phantom() else mgmt_cfg()["cohort"]["root"]
+
+
+@functools.cache
+def mgmt_patients():
+    """BraTS21IDs of the cohort minus the exclusions (real cohorts: checked against the CSV)."""
+    exclude = {e.zfill(5) for e in mgmt_cfg()["exclude"]}
+    if mgmt_phantom():
+        from voxflow.phantoms.mgmt import MGMTPhantomConfig, cohort_ids
+
+        phantom = mgmt_cfg()["phantom"]
+        cfg = MGMTPhantomConfig.from_dict(phantom)
+        ids = cohort_ids(phantom["patients"], config["seed"], cfg)
+        return [i for i in ids if i not in exclude]
+    from voxflow.io.layouts.mgmt import read_patients
+
+    return list(read_patients(mgmt_root(), exclude))
+
+
+def mgmt_shard_ids(shard):
+    from voxflow.studies.mgmt import shard_of
+
+    n = mgmt_cfg()["shards"]
+    return [p for p in mgmt_patients() if shard_of(p, n) == int(shard)]
+
+
+def mgmt_shard_input(wildcards):
+    """The phantom's train folder, or the shard's patient folders of a real cohort."""
+    if mgmt_phantom():
+        return [f"{MGMT_PHANTOM_ROOT}/train"]
+    return [f"{mgmt_root()}/train/{p}" for p in mgmt_shard_ids(wildcards.shard)]
+
+
+def mgmt_cases():
+    return expand("results/mgmt/cases/shard{k}", k=range(mgmt_cfg()["shards"]))
+
+
+def mgmt_splits_names():
+    return [f"fold{k}" for k in range(mgmt_cfg()["split"]["folds"])] + ["final"]
+
+
+MGMT_MODELS = ["2d", "3d"]
+# settings of the training jobs (a change reruns training; the bootstrap does not)
+MGMT_TRAIN_KEYS = ["models", "train", "augment"]

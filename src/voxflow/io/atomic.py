@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -41,3 +42,21 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_npz(path: str | Path, arrays: Mapping[str, Any]) -> Path:
+    """An ``.npz`` that :func:`numpy.load` reads, written atomically with fixed member
+    timestamps, so equal arrays give byte-identical files (hashes of them key caches)."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+        for name, value in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(value), allow_pickle=False)
+            z.writestr(
+                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue()
+            )
+    return path

@@ -40,6 +40,7 @@ def write_series(
     prefix: str = "IM",
     series_key: str = "series",
     image_type: Sequence[str] | None = None,
+    numbers: Sequence[int] | None = None,
 ) -> list[Path]:
     """Write ``data`` (i = column, j = row, k = slice) with voxel-to-RAS ``affine_ras`` as one
     file per slice under ``folder`` (``IM0001.dcm``...). Values are rounded to integers and
@@ -47,7 +48,9 @@ def write_series(
 
     A second series in the same folder (e.g. a scout) needs its own ``series_key`` (it seeds the
     series and SOP instance UIDs), ``prefix`` (file names) and ``series_number``; the defaults
-    reproduce the single-series files byte for byte. ``image_type`` sets ImageType if given."""
+    reproduce the single-series files byte for byte. ``image_type`` sets ImageType if given.
+    ``numbers`` (one per slice, in slice order) replaces the InstanceNumbers 1..n and names the
+    files ``<prefix><number>.dcm`` without zero padding (as Kaggle's ``Image-<n>.dcm``)."""
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
@@ -65,6 +68,8 @@ def write_series(
     sop_class = CTImageStorage if modality == "CT" else MRImageStorage
     series_uid, study_uid = _uid(seed, patient_id, series_key), _uid(seed, patient_id, "study")
     sop_keys = ("slice",) if series_key == "series" else (series_key, "slice")
+    if numbers is not None and len(numbers) != data.shape[2]:
+        raise VoxflowError(f"{folder}: {len(numbers)} numbers for {data.shape[2]} slices")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -73,7 +78,9 @@ def write_series(
         meta.MediaStorageSOPClassUID = sop_class
         meta.MediaStorageSOPInstanceUID = _uid(seed, patient_id, *sop_keys, k)
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        path = folder / f"{prefix}{k + 1:04d}.dcm"
+        number = k + 1 if numbers is None else int(numbers[k])
+        name = f"{number:04d}" if numbers is None else str(number)
+        path = folder / f"{prefix}{name}.dcm"
         ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID = sop_class
         ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
@@ -83,7 +90,7 @@ def write_series(
         ds.SeriesDescription, ds.SeriesNumber = description, series_number
         if image_type is not None:
             ds.ImageType = list(image_type)
-        ds.InstanceNumber, ds.AcquisitionNumber = k + 1, 1
+        ds.InstanceNumber, ds.AcquisitionNumber = number, 1
         ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*rowdir, *coldir)]
         ds.ImagePositionPatient = [f"{v:.4f}" for v in lps[:3, 3] + k * lps[:3, 2]]
         ds.PixelSpacing = [f"{spacing[1]:.4f}", f"{spacing[0]:.4f}"]  # row, column spacing

@@ -98,3 +98,32 @@ def resample_to_grid(
         mode="constant",
         cval=cval,
     )
+
+
+def resize_slices(slices: np.ndarray, size: int) -> np.ndarray:
+    """(n, H, W) -> (n, size, size), bilinear with antialiasing (deterministic on CPU)."""
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(slices, np.float32))[:, None]
+    out = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out[:, 0].numpy()
+
+
+def resize_volume(data: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """``data`` (3D) resized to ``shape`` by linear interpolation between voxel centres, each
+    shrunk axis Gaussian-pre-filtered (sigma = (factor - 1) / 2 voxels) against aliasing; every
+    axis keeps its direction (no reorientation)."""
+    if data.ndim != 3 or len(shape) != 3:
+        raise VoxflowError(f"resize_volume: needs 3D data and shape, got {data.shape} -> {shape}")
+    data = np.asarray(data, np.float32)
+    factors = np.asarray(data.shape, float) / np.asarray(shape, float)
+    sigma = np.maximum((factors - 1) / 2, 0)
+    if np.any(sigma > 0):
+        data = ndimage.gaussian_filter(data, sigma, mode="nearest")
+    coords = np.meshgrid(
+        *[(np.arange(n) + 0.5) * f - 0.5 for n, f in zip(shape, factors, strict=True)],
+        indexing="ij",
+        sparse=False,
+    )
+    return ndimage.map_coordinates(data, coords, order=1, mode="nearest").astype(np.float32)

@@ -38,9 +38,10 @@ import numpy as np
 import pandas as pd
 
 from voxflow.errors import VoxflowError, input_error
-from voxflow.io.atomic import atomic_path
+from voxflow.io.atomic import write_npz
 from voxflow.io.images import check_finite, read_image
 from voxflow.io.layouts.l3 import feet_to_head_order
+from voxflow.preprocess.resample import resize_slices
 from voxflow.seeding import derive_seed, rng
 
 log = logging.getLogger(__name__)
@@ -53,16 +54,6 @@ def window_stretch(hu: np.ndarray, window: Sequence[float]) -> np.ndarray:
     if hi <= lo:
         raise VoxflowError(f"l3.window_hu: {list(window)} must be [low, high] with low < high")
     return ((np.clip(hu, lo, hi) - lo) / (hi - lo)).astype(np.float32)
-
-
-def resize_slices(slices: np.ndarray, size: int) -> np.ndarray:
-    """(n, H, W) -> (n, size, size), bilinear with antialiasing (deterministic on CPU)."""
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(np.ascontiguousarray(slices, np.float32))[:, None]
-    out = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out[:, 0].numpy()
 
 
 def preprocess_case(
@@ -103,22 +94,6 @@ def preprocess_case(
         np.flatnonzero(labels).tolist(),
     )
     return info
-
-
-def write_npz(path: Path, arrays: Mapping[str, Any]) -> Path:
-    """An ``.npz`` that :func:`numpy.load` reads, written atomically with fixed member
-    timestamps, so equal arrays give byte-identical files (their hash keys the tuning study)."""
-    import io
-    import zipfile
-
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-        for name, value in arrays.items():
-            buf = io.BytesIO()
-            np.save(buf, np.asarray(value), allow_pickle=False)
-            z.writestr(
-                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue()
-            )
-    return path
 
 
 def load_case(path: str | Path) -> dict[str, np.ndarray]:

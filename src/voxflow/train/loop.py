@@ -7,9 +7,9 @@ kill, gradient clipping, weight decay, a log line per epoch, a history TSV and a
 PNG.
 
 Files in ``out_dir``: ``checkpoint_last.pt`` and ``checkpoint_best.pt`` while training; at the end
-``model.pt`` (best weights, a state dict), ``history.tsv`` and ``training_curve.png``, each written
-atomically. Checkpoints hold only tensors and plain Python values
-(``torch.load(weights_only=True)``).
+``model.pt`` (the best epoch's weights, or with ``keep: last`` the last epoch's, a state dict),
+``history.tsv`` and ``training_curve.png``, each written atomically. Checkpoints hold only
+tensors and plain Python values (``torch.load(weights_only=True)``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from voxflow.train.device import configure_determinism, seed_everything, select_
 log = logging.getLogger(__name__)
 
 # Config fields that may change between a killed run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "device", "threads", "memory_format"}
+RESUMABLE_CHANGES = {"epochs", "device", "threads", "memory_format", "keep"}
 
 
 @dataclass
@@ -60,6 +60,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0
+    keep: str = "best"
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw", "sgd"):
@@ -80,6 +81,8 @@ class TrainConfig:
             )
         if self.epochs < 1:
             raise VoxflowError(f"train.epochs: {self.epochs} must be >= 1")
+        if self.keep not in ("best", "last"):
+            raise VoxflowError(f"train.keep: '{self.keep}' not one of best, last")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], **overrides: Any) -> TrainConfig:
@@ -425,13 +428,16 @@ class Trainer:
     def _finish(self, history: list, best: float, best_epoch: int, stopped: bool) -> TrainResult:
         from voxflow.evaluate.plots import plot_training_curves
 
-        if not self.paths["best"].is_file():
+        if self.cfg.keep == "last":  # a fixed schedule: the model after the last epoch
+            kept = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        elif not self.paths["best"].is_file():
             raise VoxflowError(
                 f"{self.out_dir}: no epoch improved {self.monitor} (all NaN?); no model to save"
             )
-        best_state = torch.load(self.paths["best"], map_location="cpu", weights_only=True)
-        _save(best_state, self.paths["model"])
-        self.model.load_state_dict(best_state)
+        else:
+            kept = torch.load(self.paths["best"], map_location="cpu", weights_only=True)
+            self.model.load_state_dict(kept)
+        _save(kept, self.paths["model"])
         df = pd.DataFrame(history)
         write_tsv(df, self.paths["history"])
         plot_training_curves(df, self.paths["curve"], monitor=self.monitor, best_epoch=best_epoch)

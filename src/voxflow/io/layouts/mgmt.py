@@ -1,0 +1,92 @@
+"""Kaggle RSNA-MICCAI Brain Tumor Radiogenomic (2021) layout of the ``mgmt`` study.
+
+``<root>/train/<BraTS21ID>/{FLAIR,T1w,T1wCE,T2w}/Image-<n>.dcm`` and ``<root>/train_labels.csv``
+(``BraTS21ID,MGMT_value``). Ids are 5-digit folder names; the CSV may write them without zero
+padding (Kaggle's file does), so both are normalised to 5 digits. Excluded ids (the competition's
+00109, 00123, 00709) are skipped before any check. Every problem is one error naming the file
+(and line) or the patient and series.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+
+from voxflow.errors import input_error
+
+SERIES = ("FLAIR", "T1w", "T1wCE", "T2w")
+LABELS_CSV = "train_labels.csv"
+CSV_COLUMNS = ("BraTS21ID", "MGMT_value")
+
+
+def normalise_id(raw: str, where: str | Path) -> str:
+    """``'109'`` or ``'00109'`` -> ``'00109'``; anything but 1-5 digits is an error."""
+    text = str(raw).strip()
+    if not text.isdigit() or len(text) > 5:
+        raise input_error(where, f"BraTS21ID {raw!r} is not a number of at most 5 digits")
+    return text.zfill(5)
+
+
+def read_labels(root: str | Path) -> dict[str, int]:
+    """``train_labels.csv`` as {5-digit id: 0/1}; a repeated id or a value other than 0/1 is
+    an error naming the line."""
+    path = Path(root) / LABELS_CSV
+    if not path.is_file():
+        raise input_error(path, "MGMT label table not found", f"Expected columns {CSV_COLUMNS}")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise input_error(path, f"missing column(s) {missing}", f"Columns: {CSV_COLUMNS}")
+        rows = list(reader)
+    out: dict[str, int] = {}
+    for line, r in enumerate(rows, start=2):
+        where = f"{path}:{line}"
+        pid = normalise_id(r["BraTS21ID"] or "", where)
+        if pid in out:
+            raise input_error(where, f"BraTS21ID {pid} listed twice")
+        value = (r["MGMT_value"] or "").strip()
+        if value not in ("0", "1"):
+            raise input_error(where, f"MGMT_value {value!r} for {pid} is not 0 or 1")
+        out[pid] = int(value)
+    if not out:
+        raise input_error(path, "no rows")
+    return out
+
+
+def series_folder(root: str | Path, pid: str, series: str) -> Path:
+    """``<root>/train/<pid>/<series>``."""
+    return Path(root) / "train" / pid / series
+
+
+def read_patients(
+    root: str | Path, exclude: Iterable[str] = (), series: Iterable[str] = SERIES
+) -> dict[str, int]:
+    """{id: MGMT_value} of the usable patients (sorted by id): every patient folder has a label
+    row and every series folder, every label row has a folder; ``exclude`` ids are left out."""
+    root = Path(root)
+    train = root / "train"
+    if not train.is_dir():
+        raise input_error(train, "mgmt cohort folder not found", "Set mgmt.cohort.root")
+    skip = {normalise_id(e, "mgmt.exclude") for e in exclude}
+    labels = read_labels(root)
+    folders = {p.name for p in train.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    for name in sorted(folders - skip):
+        if not (name.isdigit() and len(name) == 5):
+            raise input_error(train / name, "not a 5-digit BraTS21ID folder")
+        if name not in labels:
+            raise input_error(train / name, f"patient {name} has no row in {LABELS_CSV}")
+    for pid in sorted(set(labels) - skip - folders):
+        raise input_error(root / LABELS_CSV, f"BraTS21ID {pid} has no folder under {train}")
+    out = {}
+    for pid in sorted(set(labels) - skip):
+        for s in series:
+            if not series_folder(root, pid, s).is_dir():
+                raise input_error(
+                    train / pid, f"patient {pid}: series folder '{s}' missing", f"Expected {SERIES}"
+                )
+        out[pid] = labels[pid]
+    if not out:
+        raise input_error(train, "no patients left after the exclusions")
+    return out
