@@ -124,3 +124,25 @@ def test_slice_augmentation_reflects_and_is_seeded():
     assert not torch.equal(a, x)
     with pytest.raises(VoxflowError, match="B, C, H, W"):
         augment_slices(x[0])
+
+
+def test_random_flips_flip_whole_axes_and_are_seeded():
+    import torch
+
+    from voxflow.augment import random_flips
+
+    x = torch.arange(24.0).reshape(1, 2, 3, 4)
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(40):
+        y = random_flips(x, 0.5)
+        flipped = tuple(d for d in (1, 2, 3) if torch.equal(y, torch.flip(x, [d])))
+        assert sorted(y.flatten().tolist()) == sorted(x.flatten().tolist())
+        seen.add(flipped)
+    assert len(seen) > 1
+    assert torch.equal(random_flips(x, 0.0), x)
+    assert torch.equal(random_flips(x, 1.0), torch.flip(x, [1, 2, 3]))
+    torch.manual_seed(3)
+    a = random_flips(x, 0.5)
+    torch.manual_seed(3)
+    assert torch.equal(random_flips(x, 0.5), a)

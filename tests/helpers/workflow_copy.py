@@ -141,3 +141,31 @@ TINY_L3 = {
         "decode": {"smooth_slices": 3, "threshold": 0.5},
     },
 }
+TINY_MGMT = {
+    **TINY_STUDY,
+    "train_threads": 1,  # two 1-thread trainings side by side on the 2 cores
+    "studies": ["mgmt"],
+    "mgmt": {
+        "cohort": {"layout": "rsna-miccai-2021", "root": ""},
+        "phantom": {
+            "patients": 18,
+            "effect": 3.0,
+            "voxel_mm": 3.0,
+            "pixel_min_mm": 3.5,
+            "pixel_max_mm": 4.0,
+            "slice_min_mm": 5.0,
+            "slice_max_mm": 8.0,
+        },
+        "exclude": ["00109", "00123", "00709"],
+        "preprocess": {"mode": "paper", "size": 16, "slices_2d": 4, "image_size_2d": 16},
+        "shards": 2,
+        "split": {"holdout": 0.25, "folds": 2, "random_state": 42},
+        "models": {
+            "2d": {"depth": 10, "widen_factor": 0.125, "batch_size": 8},
+            "3d": {"depth": 10, "widen_factor": 0.125, "batch_size": 4},
+        },
+        "augment": {"flip": 0.5},
+        "train": {"epochs": 1, "lr": 1.0e-3},
+        "bootstrap": 200,
+    },
+}

@@ -45,3 +45,23 @@ def test_refuses_out_of_range_and_2d(tmp_path):
         write_series(tmp_path / "x", np.full((4, 4, 2), -3000.0), axial_affine(), "p")
     with pytest.raises(VoxflowError, match="3D"):
         write_series(tmp_path / "y", np.zeros((4, 4)), axial_affine(), "p")
+
+
+def test_numbers_name_the_files_and_set_instance_numbers(tmp_path):
+    import pydicom
+
+    data = np.zeros((4, 4, 3))
+    paths = write_series(
+        tmp_path,
+        data,
+        np.eye(4),
+        "P",
+        modality="MR",
+        intercept=0.0,
+        prefix="Image-",
+        numbers=[17, 9, 12],
+    )
+    assert [p.name for p in paths] == ["Image-17.dcm", "Image-9.dcm", "Image-12.dcm"]
+    assert pydicom.dcmread(paths[1]).InstanceNumber == 9
+    with pytest.raises(VoxflowError, match="2 numbers for 3 slices"):
+        write_series(tmp_path, data, np.eye(4), "P", intercept=0.0, numbers=[1, 2])

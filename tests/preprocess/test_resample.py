@@ -77,3 +77,18 @@ def test_resample_to_grid_puts_values_at_the_same_world_points():
     away[:3, 3] = 500.0  # a grid far outside the source: all cval
     far = resample_to_grid(data, affine, (2, 2, 2), away, cval=-1)
     assert (far == -1).all()
+
+
+def test_resize_volume_keeps_axes_and_averages_when_shrinking():
+    from voxflow.preprocess.resample import resize_volume
+
+    ramp = np.broadcast_to(np.arange(40, dtype=np.float32)[:, None, None], (40, 20, 10))
+    out = resize_volume(ramp, (8, 8, 8))
+    assert out.shape == (8, 8, 8)
+    # a linear ramp stays linear (interior), sampled at the new voxel centres
+    centres = (np.arange(8) + 0.5) * 5 - 0.5
+    np.testing.assert_allclose(out[1:-1, 4, 4], centres[1:-1], atol=0.05)
+    checker = (np.indices((32, 32, 32)).sum(0) % 2).astype(np.float32)
+    assert resize_volume(checker, (8, 8, 8)).std() < 0.05  # anti-aliased, not a moire
+    with pytest.raises(VoxflowError):
+        resize_volume(ramp[0], (8, 8, 8))

@@ -261,3 +261,15 @@ def test_memory_format_of_3d_models(tmp_path, memory_format, layout):
     t.fit(data, data)  # the model asserts the input layout
     with pytest.raises(VoxflowError, match="memory_format"):
         TrainConfig(memory_format="nhwc")
+
+
+def test_keep_last_saves_the_final_epoch_even_when_it_is_not_the_best(tmp_path):
+    # a learning rate too high: the loss grows, so the best epoch is the first
+    res = _trainer(tmp_path, epochs=3, keep="last", lr=0.6).fit(_data(), _data(seed=1))
+    assert res.best_epoch < 3
+    saved = torch.load(res.model_path, weights_only=True)
+    last = torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)["model"]
+    for k, v in saved.items():
+        torch.testing.assert_close(v, last[k].cpu())
+    with pytest.raises(VoxflowError, match="train.keep"):
+        TrainConfig(keep="first")

@@ -55,7 +55,7 @@ rule mgmt_splits:
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -138,7 +138,7 @@ rule mgmt_table:
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,

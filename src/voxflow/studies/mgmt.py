@@ -76,8 +76,8 @@ def resampled_volume(data: np.ndarray, affine: np.ndarray, size: int, spacing_mm
     from voxflow.preprocess.resample import resample
 
     ornt = nib.orientations.io_orientation(affine)
+    affine = affine @ nib.orientations.inv_ornt_aff(ornt, data.shape)  # the stored shape
     data = nib.orientations.apply_orientation(data, ornt)
-    affine = affine @ nib.orientations.inv_ornt_aff(ornt, data.shape)
     vol = resample(Volume(np.ascontiguousarray(data, np.float32), affine), spacing_mm)
     fg = np.argwhere(vol.data > 0.1)
     centre = fg.mean(axis=0) if len(fg) else (np.asarray(vol.data.shape) - 1) / 2
@@ -88,7 +88,7 @@ def resampled_volume(data: np.ndarray, affine: np.ndarray, size: int, spacing_mm
 def slices_2d(data: np.ndarray, n: int, size: int) -> np.ndarray:
     """(k, size, size): the acquired slices (last axis) that are not blank, ``n`` evenly spaced
     (0 = all), resized; ``data`` already min-maxed."""
-    from voxflow.preprocess.resample import resize_slices
+    from voxflow.preprocess.resample import resize_volume
 
     stack = np.moveaxis(data, -1, 0)
     keep = np.flatnonzero(stack.reshape(len(stack), -1).max(axis=1) > 0)
@@ -96,7 +96,7 @@ def slices_2d(data: np.ndarray, n: int, size: int) -> np.ndarray:
         raise VoxflowError("every slice is blank")
     if n and len(keep) > n:
         keep = keep[np.round(np.linspace(0, len(keep) - 1, n)).astype(int)]
-    return resize_slices(stack[keep], size)
+    return resize_volume(stack[keep], (len(keep), size, size))  # scipy: no torch to ingest
 
 
 def preprocess_patient(
