@@ -1,12 +1,14 @@
-"""Benchmark: the per-slice ResNets of the l3 study (and the mgmt study's ResNet50s to come).
+"""Benchmark: the ResNets of the l3 and mgmt studies.
 
-    .venv/bin/python benchmarks/resnet.py [--threads 2] [--batch 16] [--steps 3]
+    .venv/bin/python benchmarks/resnet.py [--threads 2] [--batch 16] [--steps 3] [--mgmt]
 
-Prints training throughput (forward + backward + SGD step, slices/s) and peak memory of
+Prints training throughput (forward + backward + SGD step, images/s) and peak memory of
 MONAI's ResNet50 at the paper's 224 x 224 with the standard stride-2 stem (what
 ``voxflow.models.resnet`` builds) against MONAI's default stride-1 stem, and of the l3 demo
-network (ResNet10, a quarter of the widths, 64 x 64), on this machine's CPU threads. Nothing is
-asserted: the figures in the README are read off here.
+network (ResNet10, a quarter of the widths, 64 x 64), on this machine's CPU threads. With
+``--mgmt``: the mgmt study's 3D ResNet50 on 64^3 volumes (both stems; batch 2) and its demo
+networks (2D on 64 x 64 slices, 3 channels; 3D on 64^3). Nothing is asserted: the figures in
+the README are read off here.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ import torch
 from voxflow.models.resnet import build_resnet
 
 
-def throughput(model: torch.nn.Module, size: int, batch: int, steps: int) -> float:
-    """Training slices per second (one warm-up step not counted)."""
+def throughput(
+    model: torch.nn.Module, size: int, batch: int, steps: int, dims: int = 2, channels: int = 1
+) -> float:
+    """Training images per second (one warm-up step not counted)."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.rand(batch, 1, size, size)  # throughput only: the values do not matter
-    y = (torch.arange(batch) % 2).float()[:, None]
+    x = torch.rand(batch, channels, *[size] * dims)  # throughput only: values do not matter
+    out = model(x[:2]).shape[1]
+    y = (torch.arange(batch) % 2).float()[:, None].expand(-1, out)
     model.train()
     for i in range(steps + 1):
         if i == 1:
@@ -41,7 +46,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--mgmt", action="store_true", help="the mgmt study's networks")
     args = ap.parse_args()
+    if args.mgmt:
+        return mgmt(args)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     stride1 = build_resnet(depth=50)
@@ -60,6 +68,40 @@ def main() -> None:
         params = sum(p.numel() for p in model.parameters()) / 1e6
         print(f"{name}: {rate:8.1f} slices/s  ({params:.2f} M parameters, peak RSS {rss:.0f} MB)")
     print(f"stride-1 / stride-2 ResNet50 time per slice: {rates[0] / rates[1]:.1f}x")
+
+
+def mgmt(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    stride1 = build_resnet(50, 3, 1, 2)
+    stride1.conv1.stride = (1, 1, 1)
+    cases = [  # name, model, size, dims, channels, batch
+        ("3D ResNet50, stride-2 stem (voxflow), 64^3", build_resnet(50, 3, 1, 2), 64, 3, 1, 2),
+        ("3D ResNet50, stride-1 stem (MONAI default), 64^3", stride1, 64, 3, 1, 2),
+        (
+            "2D ResNet10 x 0.25 (mgmt demo), 64 px, 3 ch",
+            build_resnet(10, 2, 3, 2, 0.25),
+            64,
+            2,
+            3,
+            args.batch,
+        ),
+        ("3D ResNet10 x 0.25 (mgmt demo), 64^3", build_resnet(10, 3, 1, 2, 0.25), 64, 3, 1, 8),
+    ]
+    print(f"threads {args.threads}, {args.steps} timed steps")
+    rates = []
+    for name, model, size, dims, ch, batch in cases:
+        if dims == 3:
+            model = model.to(memory_format=torch.channels_last_3d)  # as the Trainer on CPU
+        rate = throughput(model, size, batch, args.steps, dims, ch)
+        rates.append(rate)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        print(
+            f"{name}: {rate:8.2f} images/s (batch {batch}, {params:.2f} M parameters, "
+            f"peak RSS {rss:.0f} MB)"
+        )
+    print(f"stride-1 / stride-2 3D ResNet50 time per volume: {rates[0] / rates[1]:.1f}x")
 
 
 if __name__ == "__main__":
