@@ -60,3 +60,17 @@ def write_npz(path: str | Path, arrays: Mapping[str, Any]) -> Path:
                 zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue()
             )
     return path
+
+
+def read_npz(path: str | Path, hint: str) -> dict[str, Any]:
+    """The arrays of an ``.npz`` (as :func:`write_npz` writes); a missing file is an error
+    naming it, with ``hint`` saying which rule makes it."""
+    import numpy as np
+
+    from voxflow.errors import input_error
+
+    path = Path(path)
+    if not path.is_file():
+        raise input_error(path, "preprocessed arrays not found", hint)
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from voxflow.errors import VoxflowError, input_error
-from voxflow.io.atomic import write_npz
+from voxflow.io.atomic import read_npz, write_npz
 from voxflow.io.images import check_finite, read_image
 from voxflow.io.layouts.l3 import feet_to_head_order
 from voxflow.preprocess.resample import resize_slices
@@ -98,11 +98,7 @@ def preprocess_case(
 
 def load_case(path: str | Path) -> dict[str, np.ndarray]:
     """A preprocessed case (see :func:`preprocess_case`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise input_error(path, "preprocessed slices not found", "Run the l3_preprocess rule")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    return read_npz(path, "Run the l3_preprocess rule")
 
 
 # ---- splits ---------------------------------------------------------------------------------

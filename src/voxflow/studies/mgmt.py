@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from voxflow.errors import VoxflowError, input_error
-from voxflow.io.atomic import write_npz
+from voxflow.io.atomic import read_npz, write_npz
 from voxflow.io.images import check_finite, read_image
 
 log = logging.getLogger(__name__)
@@ -135,11 +135,7 @@ def preprocess_patient(
 
 def load_case(path: str | Path) -> dict[str, np.ndarray]:
     """A preprocessed patient (see :func:`preprocess_patient`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise input_error(path, "preprocessed patient not found", "Run the mgmt_ingest rule")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    return read_npz(path, "Run the mgmt_ingest rule")
 
 
 def case_files(case_dirs: Sequence[str | Path]) -> list[Path]:

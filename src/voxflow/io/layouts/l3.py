@@ -11,13 +11,13 @@ slices of the converted CT volume, whatever order its slices are stored in.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from voxflow.errors import input_error
+from voxflow.io.layouts import read_csv_rows
 
 LABELS_CSV = "l3_labels.csv"
 CSV_COLUMNS = ("patient", "l3_first", "l3_last", "index_order")
@@ -52,17 +52,10 @@ def read_labels(path: str | Path, patients: list[str] | None = None) -> dict[str
     negative index, ``l3_last < l3_first``, an unknown ``index_order`` or a repeated patient is
     an error naming the file and line; so is a patient of ``patients`` without a row."""
     path = Path(path)
-    if not path.is_file():
-        raise input_error(path, "L3 label table not found", f"Write {LABELS_CSV} ({CSV_COLUMNS})")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise input_error(path, f"missing column(s) {missing}", f"Columns: {CSV_COLUMNS}")
-        rows = list(reader)
+    rows = read_csv_rows(path, CSV_COLUMNS, "L3 label table")
     known = set(patients) if patients is not None else None
     out: dict[str, L3Label] = {}
-    for line, r in enumerate(rows, start=2):
+    for line, r in rows:
         where = f"{path}:{line}"
         patient = (r["patient"] or "").strip()
         if known is not None and patient not in known:

@@ -9,11 +9,11 @@ padding (Kaggle's file does), so both are normalised to 5 digits. Excluded ids (
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from pathlib import Path
 
 from voxflow.errors import input_error
+from voxflow.io.layouts import read_csv_rows
 
 SERIES = ("FLAIR", "T1w", "T1wCE", "T2w")
 LABELS_CSV = "train_labels.csv"
@@ -32,16 +32,9 @@ def read_labels(root: str | Path) -> dict[str, int]:
     """``train_labels.csv`` as {5-digit id: 0/1}; a repeated id or a value other than 0/1 is
     an error naming the line."""
     path = Path(root) / LABELS_CSV
-    if not path.is_file():
-        raise input_error(path, "MGMT label table not found", f"Expected columns {CSV_COLUMNS}")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise input_error(path, f"missing column(s) {missing}", f"Columns: {CSV_COLUMNS}")
-        rows = list(reader)
+    rows = read_csv_rows(path, CSV_COLUMNS, "MGMT label table")
     out: dict[str, int] = {}
-    for line, r in enumerate(rows, start=2):
+    for line, r in rows:
         where = f"{path}:{line}"
         pid = normalise_id(r["BraTS21ID"] or "", where)
         if pid in out:
