@@ -55,6 +55,14 @@ def test_mgmt_dag_tables_rerun_and_determinism(snakemake, workdir):
     out = snakemake(workdir, "-n").stdout
     assert re.search(r"^mgmt_train\s+6$", out, re.M), out
     assert not re.search(r"^mgmt_(ingest|phantom)\s", out, re.M), out
+    # a real cohort (a copy of the phantom's folder as cohort.root): the same rules without
+    # the phantom, ingest inputs are the shard's patient folders, no oracle
+    shutil.copytree(workdir / "resources/mgmt/phantom", workdir / "data/rsna")
+    write_config(workdir, cohort={"layout": "rsna-miccai-2021", "root": "data/rsna"})
+    out = snakemake(workdir, "-n", "--forceall", "results/mgmt/holdout.tsv").stdout
+    assert re.search(r"^mgmt_ingest\s+2$", out, re.M) and "mgmt_phantom" not in out, out
+    assert re.search(r"input: data/rsna/train_labels.csv, data/rsna/train/\d{5}, ", out), out
+    assert "planted.tsv" not in out
     # determinism: a model retrained from scratch predicts byte-identical scores
     write_config(workdir)
     pred = res / "pred/3d/fold1.tsv"
