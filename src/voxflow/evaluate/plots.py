@@ -32,8 +32,10 @@ def plot_training_curves(
     path: str | Path,
     monitor: str = "val_loss",
     best_epoch: int | None = None,
+    marker: str | None = None,
 ) -> Path:
-    """Loss (train/val) and any ``val_*`` metric per epoch; the best epoch is marked."""
+    """Loss (train/val) and any ``val_*`` metric per epoch; the kept epoch ``best_epoch`` is
+    marked (labelled ``marker``, default "best (<monitor>)")."""
     plt = _pyplot()
     metrics = [c for c in history.columns if c.startswith("val_") and c != "val_loss"]
     fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(5 * (1 + len(metrics)), 3.6))
@@ -46,7 +48,8 @@ def plot_training_curves(
         ax.set(xlabel="epoch", ylabel=m, title=m)
     for ax in axes:
         if best_epoch:
-            ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best ({monitor})")
+            label = marker or f"best ({monitor})"
+            ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=label)
         ax.grid(alpha=0.3)
     axes[0].legend()
     return _save(fig, path)

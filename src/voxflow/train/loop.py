@@ -440,7 +440,11 @@ class Trainer:
         _save(kept, self.paths["model"])
         df = pd.DataFrame(history)
         write_tsv(df, self.paths["history"])
-        plot_training_curves(df, self.paths["curve"], monitor=self.monitor, best_epoch=best_epoch)
+        if self.cfg.keep == "last" and len(df):
+            kept, marker = int(df["epoch"].iloc[-1]), "kept (last epoch)"
+        else:
+            kept, marker = best_epoch, None
+        plot_training_curves(df, self.paths["curve"], self.monitor, kept, marker)
         log.info(
             "best %s %.6g at epoch %d -> %s", self.monitor, best, best_epoch, self.paths["model"]
         )
