@@ -5,7 +5,7 @@ from pathlib import Path
 
 import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
 
-from voxflow.io.dicom import dicom_to_nifti
+from voxflow.io.dicom import dicom_to_nifti, sidecar_path
 from voxflow.io.layouts.mgmt import SERIES, series_folder
 from voxflow.logs import rule_logging
 from voxflow.studies.mgmt import preprocess_patient
@@ -23,7 +23,7 @@ with rule_logging(snakemake.log[0]) as log:
             dicom_to_nifti(
                 series_folder(p.root, pid, name),
                 niftis[name],
-                niftis[name].with_name(f"{name}.json"),
+                sidecar_path(niftis[name]),
                 min_slices=dicom["min_slices"],
                 gantry_tilt=dicom["gantry_tilt"],
                 backend=dicom["backend"],

@@ -1,5 +1,7 @@
 """Rule mgmt_phantom: the glioblastoma cohort in the Kaggle layout, its labels and planted truth."""
 
+from pathlib import Path
+
 import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
 
 from voxflow.logs import rule_logging
@@ -18,7 +20,7 @@ with rule_logging(snakemake.log[0]) as log:
         ceiling_auc(cfg.effect),
     )
     write_cohort(
-        snakemake.output.labels.rsplit("/", 1)[0],
+        Path(snakemake.output.labels).parent,
         snakemake.output.planted,
         int(phantom["patients"]),
         snakemake.params.seed,

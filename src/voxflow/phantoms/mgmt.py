@@ -269,8 +269,13 @@ def make_patient(pid: str, seed: int, cfg: MGMTPhantomConfig, template: Template
             data[..., :k] = 0
             data[..., -k:] = 0
         numbers, order = numbering(shape[2], g, cfg)
-        series[name] = {"data": data, "affine": affine, "numbers": numbers, "plane": plane}
-        series[name]["order"] = order
+        series[name] = {
+            "data": data,
+            "affine": affine,
+            "numbers": numbers,
+            "plane": plane,
+            "order": order,
+        }
     if cfg.degenerate and pid == cfg.degenerate[0]:
         s = series["FLAIR"]  # a single image: not a volume
         mid = s["data"].shape[2] // 2

@@ -255,9 +255,14 @@ def loader(x, y, batch_size: int, flip: float = 0.0, shuffle: bool = True):
     )
 
 
-def _grey_to_rgb(batch):
+def _grey_to_rgb(x):
+    """2D slices (B, 1, H, W) repeated to 3 channels; 3D volumes unchanged."""
+    return x.expand(-1, 3, -1, -1) if x.dim() == 4 else x
+
+
+def _rgb_batch(batch):
     x, y = batch
-    return (x.expand(-1, 3, -1, -1) if x.dim() == 4 else x), y
+    return _grey_to_rgb(x), y
 
 
 def train_model(
@@ -289,7 +294,7 @@ def train_model(
         torch.nn.CrossEntropyLoss(),
         tcfg,
         out_dir,
-        batch_fn=_grey_to_rgb,
+        batch_fn=_rgb_batch,
         fingerprint=fingerprint,
     )
     batch = int(model_cfg["batch_size"])
@@ -308,8 +313,7 @@ def predict(model, cases: Mapping[str, Mapping[str, np.ndarray]], ids: Sequence[
     probs = []
     with torch.no_grad():
         for i in range(0, len(x), 64):
-            xb = x[i : i + 64].to(device)
-            xb = xb.expand(-1, 3, -1, -1) if kind == "2d" else xb
+            xb = _grey_to_rgb(x[i : i + 64].to(device))
             probs.append(torch.softmax(model(xb).float(), dim=1)[:, 1].cpu())
     p = torch.cat(probs).numpy().astype(np.float64)
     score = np.bincount(owner, weights=p) / np.bincount(owner)
@@ -368,7 +372,7 @@ def plot_confusion(pred: pd.DataFrame, title: str, path: str | Path) -> Path:
 def fold_table(preds: Mapping[tuple[str, int], pd.DataFrame]) -> pd.DataFrame:
     """``model fold accuracy precision recall f1 auc`` from {(model, fold): predictions}."""
     rows = [
-        {"model": m, "fold": k, **{c: scores_metrics(p)[c] for c in METRICS}}
+        {"model": m, "fold": k, **scores_metrics(p)}  # the columns keep METRICS
         for (m, k), p in sorted(preds.items())
     ]
     return pd.DataFrame(rows, columns=["model", "fold", *METRICS])
@@ -399,13 +403,7 @@ def holdout_table(preds: Mapping[str, pd.DataFrame], seed: int, n_boot: int) -> 
     rows = []
     for m, p in preds.items():
         lo, hi = bootstrap_auc(p, seed, n_boot)
-        rows.append(
-            {"model": m, **{c: scores_metrics(p)[c] for c in METRICS}}
-            | {
-                "auc_low": lo,
-                "auc_high": hi,
-            }
-        )
+        rows.append({"model": m, **scores_metrics(p), "auc_low": lo, "auc_high": hi})
     return pd.DataFrame(rows, columns=["model", *METRICS, "auc_low", "auc_high"])
 
 
