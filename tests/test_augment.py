@@ -146,3 +146,47 @@ def test_random_flips_flip_whole_axes_and_are_seeded():
     a = random_flips(x, 0.5)
     torch.manual_seed(3)
     assert torch.equal(random_flips(x, 0.5), a)
+
+
+def test_channel_dropout_zeroes_a_proper_subset_only_in_training():
+    import torch
+
+    from voxflow.augment import channel_dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(64, 4, 3, 3, 3)
+    out = channel_dropout(x, 1.0)
+    kept = out.amax(dim=(2, 3, 4))  # (64, 4): 1 = kept, 0 = dropped
+    assert ((kept == 0) | (kept == 1)).all()
+    assert (kept.sum(1) >= 1).all() and (kept.sum(1) <= 3).all()  # never all, never none
+    assert len({tuple(r.tolist()) for r in kept}) > 5  # varied subsets
+    assert torch.equal(channel_dropout(x, 0.0), x)
+    with torch.no_grad():
+        assert torch.equal(channel_dropout(x, 1.0), x)  # validation/inference see everything
+    assert torch.equal(channel_dropout(x[:, :1], 1.0), x[:, :1])  # one channel: nothing to drop
+    with pytest.raises(VoxflowError, match="channel_dropout"):
+        channel_dropout(x, 1.5)
+
+
+def test_foreground_sampling_map_puts_lesions_anywhere_in_the_patch():
+    """Sampling on the dilated label: every patch still holds the lesion, but not always at
+    its centre (a plain LabelSampler on the label always centres it there)."""
+    from voxflow.augment import SAMPLING_MAP, foreground_sampling_map
+
+    label = torch.zeros(1, 32, 32, 32, dtype=torch.uint8)
+    label[0, 16, 16, 16] = 1
+    subject = tio.Subject(
+        img=tio.ScalarImage(tensor=torch.rand(1, 32, 32, 32)), label=tio.LabelMap(tensor=label)
+    )
+    out = foreground_sampling_map(3)(subject)
+    grown = out[SAMPLING_MAP].data[0]
+    assert int(grown.sum()) == 7**3 and bool(grown[13:20, 13:20, 13:20].all())
+    torch.manual_seed(0)
+    ds = tio.SubjectsDataset([subject], transform=foreground_sampling_map(3))
+    queue = patch_queue(ds, 8, 20, label_name=SAMPLING_MAP, lesion_probability=1.0)
+    patches = [queue[i] for i in range(len(queue))]
+    where = {tuple(torch.nonzero(p["label"]["data"][0])[0].tolist()) for p in patches}
+    assert len(where) > 3  # the lesion voxel at several positions ...
+    assert all(len(w) == 3 for w in where)  # ... and inside every patch
+    with pytest.raises(VoxflowError, match="radius"):
+        foreground_sampling_map(-1)

@@ -1,7 +1,8 @@
 """TorchIO augmentation and patch sampling, built from config, shared by all studies.
 
 The order is fixed (as in the MS paper): flip, motion, bias field, noise, affine, elastic
-deformation; each transform is applied with its configured probability (0 leaves it out).
+deformation, then (beyond the paper, off by default) blur, for resolution randomisation; each
+transform is applied with its configured probability (0 leaves it out).
 TorchIO applies intensity transforms (motion, bias field, noise) to ``ScalarImage``\\ s only and
 spatial ones (flip, affine, elastic) to images and ``LabelMap``\\ s together, so masks stay
 aligned and binary. Randomness comes from torch's global RNG, which the trainer reseeds from the
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 
 from voxflow.errors import VoxflowError
 
-ORDER = ("flip", "motion", "bias_field", "noise", "affine", "elastic")
+ORDER = ("flip", "motion", "bias_field", "noise", "affine", "elastic", "blur")
 DEFAULT_PROBABILITIES = {
     "flip": 0.5,
     "motion": 0.2,
@@ -22,6 +23,7 @@ DEFAULT_PROBABILITIES = {
     "noise": 0.3,
     "affine": 0.3,
     "elastic": 0.2,
+    "blur": 0.0,
 }
 
 
@@ -45,6 +47,7 @@ def build_augmentation(probabilities: Mapping[str, float] | None = None):
         "elastic": lambda p: tio.RandomElasticDeformation(
             num_control_points=7, max_displacement=5, p=p
         ),
+        "blur": lambda p: tio.RandomBlur(std=(0, 2), p=p),  # Gaussian, SD up to 2 mm
     }
     transforms = [makers[n](float(probs[n])) for n in ORDER if float(probs.get(n, 0)) > 0]
     return tio.Compose(transforms) if transforms else None
@@ -86,6 +89,40 @@ def patch_queue(
         shuffle_patches=True,
         start_background=False,
     )
+
+
+SAMPLING_MAP = "sampling"
+
+
+def foreground_sampling_map(radius: int, label_name: str = "label"):
+    """A transform that adds ``SAMPLING_MAP``: the (binary) label dilated by ``radius`` voxels
+    (a cube). A ``LabelSampler`` on it centres patches anywhere within ``radius`` of a lesion,
+    so the lesion sits anywhere in the patch, as nnU-Net's foreground oversampling places it.
+    Sampling on the label itself puts every lesion at the patch centre: a network then learns
+    that position as a cue, and in a sliding window, where lesions sit anywhere, misses
+    them. Apply it after the spatial augmentation, so the map follows the moved label."""
+    import torch
+    import torch.nn.functional as F
+    import torchio as tio
+
+    if radius < 0:
+        raise VoxflowError(f"sampling radius must be >= 0, got {radius}")
+
+    class ForegroundSamplingMap(tio.Transform):
+        def apply_transform(self, subject):
+            label = subject[label_name]
+            grown = (label.data > 0).float()[None]
+            k = 2 * radius + 1
+            for kernel in ((k, 1, 1), (1, k, 1), (1, 1, k)):  # a cube is separable
+                pad = tuple(radius if n > 1 else 0 for n in kernel)
+                grown = F.max_pool3d(grown, kernel, stride=1, padding=pad)
+            grown = grown[0]
+            subject.add_image(
+                tio.LabelMap(tensor=grown.to(torch.uint8), affine=label.affine), SAMPLING_MAP
+            )
+            return subject
+
+    return ForegroundSamplingMap()
 
 
 def whole_volume_loader(subjects, repeats: int, batch_size: int, shuffle: bool = True):
@@ -151,3 +188,24 @@ def random_flips(x, p: float = 0.5):
         raise VoxflowError(f"augment.flip: probability {p} is not within 0-1")
     dims = [d for d in range(1, x.dim()) if float(torch.rand(())) < p]
     return torch.flip(x, dims) if dims else x
+
+
+def channel_dropout(x, p: float):
+    """Batch ``x`` (N, C, *spatial) where each sample, with probability ``p``, has a random
+    non-empty proper subset of its channels set to zero (torch's global RNG), so that a
+    multi-channel model also works on cohorts that lack a channel (zeros = the mean of a
+    Z-normalised image). Only while gradients are on: validation and inference see every
+    channel."""
+    import torch
+
+    if not 0 <= p <= 1:
+        raise VoxflowError(f"channel_dropout: probability {p} is not within 0-1")
+    n, c = x.shape[:2]
+    if p == 0 or c < 2 or not torch.is_grad_enabled():
+        return x
+    keep = torch.ones(n, c, dtype=x.dtype)
+    for i in range(n):
+        if float(torch.rand(())) < p:
+            k = int(torch.randint(1, c, ()))  # how many channels to drop: 1 .. c-1
+            keep[i, torch.randperm(c)[:k]] = 0
+    return x * keep.view(n, c, *([1] * (x.dim() - 2))).to(x.device)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from voxflow.errors import VoxflowError, input_error
-from voxflow.io.atomic import write_text_atomic
+from voxflow.io.atomic import write_json
 
 PATH_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 PLANS = "nnUNetPlans"
@@ -212,7 +212,7 @@ def write_raw_dataset(
         "file_ending": FILE_ENDING,
         "overwrite_image_reader_writer": "SimpleITKIO",
     }
-    write_text_atomic(folder / "dataset.json", json.dumps(dataset_json, indent=2) + "\n")
+    write_json(folder / "dataset.json", dataset_json)
     return folder
 
 
@@ -373,7 +373,7 @@ def write_split(
     if both:
         raise VoxflowError(f"nnunet: case(s) {both} are in both the training and validation set")
     path = pre / "splits_final.json"
-    write_text_atomic(path, json.dumps([{"train": train, "val": val}], indent=2) + "\n")
+    write_json(path, [{"train": train, "val": val}])
     return path
 
 

@@ -92,3 +92,17 @@ def test_resize_volume_keeps_axes_and_averages_when_shrinking():
     assert resize_volume(checker, (8, 8, 8)).std() < 0.05  # anti-aliased, not a moire
     with pytest.raises(VoxflowError):
         resize_volume(ramp[0], (8, 8, 8))
+
+
+def test_antialias_averages_detail_finer_than_the_new_voxel():
+    """Alternating 1 mm planes resampled to 3 mm: plain interpolation picks planes (values
+    near 0 or 1), the anti-aliased one sees their partial-volume mean (0.5)."""
+    data = np.zeros((30, 12, 12), np.float32)
+    data[::2] = 1.0
+    vol = Volume(data, np.eye(4))
+    plain = resample(vol, 3.0).data[1:-1]
+    smooth = resample(vol, 3.0, antialias=True).data[1:-1]
+    assert np.abs(plain - 0.5).mean() > 0.3
+    assert np.abs(smooth - 0.5).max() < 0.1
+    mask = resample(Volume(data, np.eye(4)), 3.0, label=True, antialias=True)
+    assert set(np.unique(mask.data)) <= {0, 1}  # labels are never pre-filtered

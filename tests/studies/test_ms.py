@@ -52,8 +52,15 @@ def test_preprocess_crops_and_normalises(cohort):
     start = np.round(np.linalg.inv(raw.affine) @ mask.affine[:, 3])[:3].astype(int)
     box = tuple(slice(a, a + n) for a, n in zip(start, flair.shape, strict=True))
     head = np.logical_or.reduce(raw_fg)[box]  # the head: any channel's foreground
-    assert float(flair.data[head].mean()) == pytest.approx(0, abs=0.05)  # z-scored in the head
-    assert float(flair.data[head].std()) == pytest.approx(1, abs=0.15)
+    # peak-normalised: the WM peak (the histogram's mode in the head) sits at 0
+    counts, edges = np.histogram(flair.data[head], bins=np.arange(-10.25, 10.5, 0.5))
+    assert abs(edges[np.argmax(counts)] + 0.25) <= 1.0
+    z = ms.preprocess_case(read_cohort("isbi2015", root / "raw")[0], root / "z", normalise="zscore")
+    zf = read_image(z["flair"]).data
+    assert float(zf[head].mean()) == pytest.approx(0, abs=0.05)  # z-scored in the head
+    assert float(zf[head].std()) == pytest.approx(1, abs=0.15)
+    with pytest.raises(VoxflowError, match="normalise"):
+        ms.preprocess_case(read_cohort("isbi2015", root / "raw")[0], root / "x", normalise="x")
     # world position of the lesions is unchanged by the crop
     c_raw = raw.affine @ np.r_[np.argwhere(raw.data).mean(0), 1]
     c_new = mask.affine @ np.r_[np.argwhere(mask.data).mean(0), 1]
@@ -97,9 +104,9 @@ def test_train_and_evaluate_smoke(cohort, tmp_path, model):
 
 @pytest.mark.slow
 @needs(OPEN_MS)
-def test_open_ms_data_patient26_inference(cohort, tmp_path):
+def test_open_ms_data_patient26_real_check(cohort, tmp_path):
     """The real open_ms_data layout goes through the same preprocessing (resampled to the
-    model's 6 mm) and sliding-window inference as the phantoms, with a phantom-trained model."""
+    model's 6 mm) and sliding-window inference as the phantoms, with phantom-trained models."""
     _, dirs = cohort
     (case,) = read_cohort("open_ms_data", OPEN_MS)
     assert {"flair", "mprage", "t2"} <= set(case.channels)
@@ -116,22 +123,60 @@ def test_open_ms_data_patient26_inference(cohort, tmp_path):
     c_new = mask.affine @ np.r_[np.argwhere(mask.data).mean(0), 1]
     assert np.linalg.norm(c_real - c_new) < 6.0
 
-    res = ms.train_model(
-        "resunet3d", "flair", CHANNELS, dirs[:4], dirs[4:5], tmp_path / "m", TINY, 1, "cpu", 1
+    # the real check: a multi-channel model trained with channel dropout runs on the three
+    # channels patient26 has; a PD model is skipped; scores are on the native 1 mm grid
+    tiny = {**TINY, "channel_dropout": 0.5}
+    multi = ms.train_model(
+        "resunet3d", ms.MULTI, CHANNELS, dirs[:4], dirs[4:5], tmp_path / "m", tiny, 1, "cpu", 1
     )
-    df, preds = ms.evaluate_model(
-        "resunet3d", "flair", CHANNELS, res.model_path, [out], TINY, "cpu"
+    flair = ms.train_model(
+        "unet3d", "flair", CHANNELS, dirs[:4], dirs[4:5], tmp_path / "f", tiny, 1, "cpu", 1
     )
-    assert df["case"].tolist() == ["patient26"] and 0 <= df["dsc"].iloc[0] <= 1
-    prob = preds["patient26"]
-    assert prob.shape == mask.shape and 0 <= prob.min() and prob.max() <= 1
+    table = ms.real_check(
+        [
+            ("resunet3d", ms.MULTI, multi.model_path),
+            ("unet3d", "flair", flair.model_path),
+            ("unet3d", "pd", flair.model_path),
+        ],
+        CHANNELS,
+        [out],
+        {"patient26": case.mask},
+        {"flair": ms.tune_threshold(dirs[:4], "flair")},
+        tiny,
+        "cpu",
+    )
+    assert table[["model", "channel", "channels_used"]].values.tolist() == [
+        ["resunet3d", "multi", "flair+mprage+t2"],
+        ["unet3d", "flair", "flair"],
+        ["threshold", "flair", "flair"],
+    ]
+    assert table["case"].unique().tolist() == ["patient26"]
+    assert table["dsc"].between(0, 1).all() and table["lesion_f1"].between(0, 1).all()
+
+
+def test_native_metrics_score_on_the_raters_grid(tmp_path):
+    """A coarse prediction is interpolated onto the native mask's grid before scoring."""
+    native = np.zeros((36, 36, 36), np.uint8)
+    native[9:27, 9:27, 9:27] = 1
+    path = write_nifti(tmp_path / "mask.nii.gz", native, np.eye(4))
+    coarse = np.zeros((12, 12, 12), np.float32)
+    coarse[3:9, 3:9, 3:9] = 1.0
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    affine[:3, 3] = 1.0  # voxel centres of a 3 mm grid over the same 36 mm
+    m = ms.native_metrics(coarse, affine, path, 0.5)
+    assert m["dsc"] > 0.9
+    shifted = affine.copy()
+    shifted[0, 3] += 9.0
+    assert ms.native_metrics(coarse, shifted, path, 0.5)["dsc"] < m["dsc"] - 0.2
 
 
 def test_threshold_baseline_and_summary(cohort):
     _, dirs = cohort
-    base = ms.threshold_baseline(dirs[:4], dirs[4:], "flair")
+    base, rule = ms.threshold_baseline(dirs[:4], dirs[4:], "flair")
     assert base["model"].unique().tolist() == ["threshold"] and len(base) == 2
     assert base["dsc"].mean() > 0.3  # FLAIR lesions are hyperintense
+    assert rule["sign"] == 1 and rule["threshold"] > 0  # above the WM peak
+    assert ms.tune_threshold(dirs[:4], "mprage")["sign"] == -1  # MPRAGE lesions are dark
     per_case = pd.concat([base, base.assign(model="x", dsc=0.0, hd95_mm=float("inf"))])
     table = ms.summarize(per_case)
     assert table["model"].tolist() == ["threshold", "x"]

@@ -5,6 +5,7 @@ import copy
 import pandas as pd
 import pytest
 import yaml
+from shared_data import OPEN_MS, needs
 from workflow_copy import TINY_STUDY
 
 TINY_MS = {
@@ -24,6 +25,7 @@ TINY_MS = {
         "augment": {"flip": 0.5, "noise": 0.2},
         "train": {"epochs": 2, "lr": 3.0e-3, "patience": 0},
         "train_overrides": {"mprage": {"epochs": 1}},
+        "real_check": {"layout": "open_ms_data", "root": ""},
     },
 }
 
@@ -62,3 +64,37 @@ def test_ms_dag_table_rerun_and_per_channel_invalidation(snakemake, workdir):
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
     plan = snakemake(workdir, "-n").stdout
     assert "channel=mprage" in plan and "channel=flair" not in plan and "channel=multi" not in plan
+
+
+@pytest.mark.slow
+@needs(OPEN_MS)
+def test_ms_real_check_on_patient26(snakemake, workdir):
+    """results/ms/real.tsv: the phantom-trained models and thresholds on the real patient26,
+    through the DAG; "auto" finds ../shared beside the workflow; a rerun plans nothing."""
+    cfg = copy.deepcopy(TINY_MS)
+    cfg["ms"]["real_check"] = {"layout": "open_ms_data", "root": str(OPEN_MS)}
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    snakemake(workdir, "results/ms/real.tsv")
+    real = pd.read_csv(workdir / "results/ms/real.tsv", sep="\t")
+    assert real[["model", "channel", "channels_used"]].values.tolist() == [
+        ["resunet3d", "flair", "flair"],
+        ["resunet3d", "mprage", "mprage"],
+        ["resunet3d", "multi", "flair+mprage"],
+        ["threshold", "flair", "flair"],
+        ["threshold", "mprage", "mprage"],
+    ]
+    assert (real["case"] == "patient26").all() and real["dsc"].between(0, 1).all()
+    pre = workdir / "results/ms/real/preprocessed/patient26"
+    assert sorted(p.name for p in pre.iterdir()) == [
+        "flair.nii.gz",
+        "mask.nii.gz",
+        "mprage.nii.gz",
+    ]
+    assert "Nothing to be done" in snakemake(workdir, "-n", "results/ms/real.tsv").stdout
+    # "auto": the real check joins the default target when ../shared is beside the workflow
+    cfg["ms"]["real_check"]["root"] = "auto"
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert "ms_real" not in snakemake(workdir, "-n", "--forceall").stdout
+    (workdir.parent / "shared" / "data" / "ms").mkdir(parents=True)
+    (workdir.parent / "shared" / "data" / "ms" / "open_ms_data").symlink_to(OPEN_MS)
+    assert "ms_real" in snakemake(workdir, "-n", "--forceall").stdout

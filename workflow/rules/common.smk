@@ -54,6 +54,8 @@ def headline_outputs():
     )
     for study in config["studies"]:
         outputs += STUDY_TARGETS[study]
+    if "ms" in config["studies"] and ms_real_root():
+        outputs.append("results/ms/real.tsv")
     return outputs
 
 
@@ -113,9 +115,10 @@ def ms_case_files(wildcards):
     return [str(p) for p in (*case.channels.values(), case.mask)]
 
 
-def ms_available_channels():
-    """Configured channels the cohort's layout provides (miccai2008/open_ms_data lack PD)."""
-    layout = ms_cfg()["cohort"].get("layout", "isbi2015")
+def ms_available_channels(layout=None):
+    """Configured channels a layout provides (miccai2008/open_ms_data lack PD); by default
+    the training cohort's."""
+    layout = layout or ms_cfg()["cohort"].get("layout", "isbi2015")
     lacking = {"miccai2008": {"pd"}, "open_ms_data": {"pd"}}.get(layout, set())
     return [c for c in ms_cfg()["channels"] if c not in lacking]
 
@@ -129,6 +132,63 @@ def ms_runs():
 def ms_train_settings(channel):
     """The effective train settings of one channel (base + that channel's overrides)."""
     return {**ms_cfg()["train"], **ms_cfg()["train_overrides"].get(channel, {})}
+
+
+# `ms.real_check.root: auto` looks here (relative to the workflow): the real open_ms_data
+# patient the project's shared test data carries (Lesjak et al. 2017, CC-BY).
+MS_SHARED_REAL = "../shared/data/ms/open_ms_data"
+
+
+def ms_real_root():
+    """Root of the real cohort the phantom-trained models are checked on ("" = no check)."""
+    root = ms_cfg()["real_check"]["root"]
+    if root == "auto":
+        shared = os.path.join(workflow.basedir, MS_SHARED_REAL)
+        return os.path.normpath(shared) if os.path.isdir(shared) else ""
+    return root
+
+
+@functools.cache
+def ms_real_check_cases():
+    """case ID -> MSCase of the real-check cohort."""
+    from voxflow.io.layouts.ms import read_cohort
+
+    return {
+        c.case: c
+        for c in read_cohort(ms_cfg()["real_check"]["layout"], ms_real_root())
+    }
+
+
+def ms_real_channels():
+    """The trained channels the real-check layout has (open_ms_data: no PD)."""
+    have = ms_available_channels(ms_cfg()["real_check"]["layout"])
+    return [c for c in ms_available_channels() if c in have]
+
+
+def ms_real_case_files(wildcards):
+    """Raw files of one real-check case (its channels, then the mask)."""
+    case = ms_real_check_cases()[wildcards.case]
+    return [str(case.channels[c]) for c in ms_real_channels()] + [str(case.mask)]
+
+
+def ms_real_preprocessed():
+    return expand(
+        "results/ms/real/preprocessed/{case}/{file}.nii.gz",
+        case=list(ms_real_check_cases()),
+        file=[*ms_real_channels(), "mask"],
+    )
+
+
+def ms_model_spacing():
+    """Voxel size (mm) the ms models are trained at: ms.spacing_mm, else the phantom grid."""
+    if ms_cfg()["spacing_mm"]:
+        return ms_cfg()["spacing_mm"]
+    if ms_cfg()["cohort"].get("root"):
+        raise WorkflowError(
+            "ms.real_check on a real training cohort needs ms.spacing_mm (the grid the "
+            "models are trained at)"
+        )
+    return config["brain_phantom"]["voxel_mm"]
 
 
 def ms_preprocessed():

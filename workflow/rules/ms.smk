@@ -44,6 +44,7 @@ rule ms_preprocess:
         runtime=10,
     params:
         spacing_mm=lambda wc: ms_cfg()["spacing_mm"],
+        normalise=lambda wc: ms_cfg()["normalise"],
     script:
         "../scripts/ms_preprocess.py"
 
@@ -143,7 +144,8 @@ rule ms_threshold_baseline:
         split="results/ms/split.tsv",
         images=lambda wc: ms_preprocessed(),
     output:
-        "results/ms/eval/threshold/{channel}.tsv",
+        table="results/ms/eval/threshold/{channel}.tsv",
+        rule="results/ms/eval/threshold/{channel}.json",
     log:
         "logs/ms/ms_threshold_baseline/{channel}.log",
     conda:
@@ -179,3 +181,59 @@ rule ms_table:
         runtime=5,
     script:
         "../scripts/ms_table.py"
+
+
+rule ms_real_preprocess:
+    input:
+        ms_real_case_files,
+    output:
+        expand(
+            "results/ms/real/preprocessed/{{case}}/{file}.nii.gz",
+            file=[*ms_real_channels(), "mask"],
+        ),
+    log:
+        "logs/ms/ms_real_preprocess/{case}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        # the grid the models were trained on (anti-aliased: a 1 mm scan looks like one
+        # acquired at the demo's voxel size)
+        spacing_mm=lambda wc: ms_model_spacing(),
+        normalise=lambda wc: ms_cfg()["normalise"],
+    script:
+        "../scripts/ms_preprocess.py"
+
+
+rule ms_real:
+    input:
+        models=lambda wc: [f"results/ms/train/{m}/{c}/model.pt" for m, c in ms_runs()],
+        thresholds=lambda wc: expand(
+            "results/ms/eval/threshold/{channel}.json", channel=ms_real_channels()
+        ),
+        images=lambda wc: ms_real_preprocessed(),
+        native_masks=lambda wc: [str(c.mask) for c in ms_real_check_cases().values()],
+    output:
+        report("results/ms/real.tsv", caption="../report/ms_real.rst", category="ms"),
+    log:
+        "logs/ms/ms_real/all.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["train_threads"]
+    resources:
+        gpu=GPU_PER_JOB,
+        mem_mb=8000,
+        runtime=30,
+    params:
+        runs=lambda wc: ms_runs(),
+        channels=lambda wc: ms_available_channels(),
+        cases=lambda wc: list(ms_real_check_cases()),
+        cfg=lambda wc: {
+            k: ms_cfg()[k] for k in ("patch_size", "patch_overlap", "threshold", "model")
+        },
+        device=config["device"],
+    script:
+        "../scripts/ms_real.py"

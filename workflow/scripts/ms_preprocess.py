@@ -1,4 +1,5 @@
-"""Rule ms_preprocess: crop one case to the head and Z-normalise each channel."""
+"""Rules ms_preprocess and ms_real_preprocess: resample (optional), crop one case to the head
+and normalise each channel."""
 
 from pathlib import Path
 
@@ -15,5 +16,10 @@ with rule_logging(snakemake.log[0]) as log:
     channels = [Path(p).name.removesuffix(".nii.gz") for p in snakemake.output[:-1]]
     case = MSCase(snakemake.wildcards.case, dict(zip(channels, images, strict=True)), mask)
     out_dir = Path(snakemake.output[0]).parent
-    paths = preprocess_case(case, out_dir, spacing_mm=snakemake.params.spacing_mm)
+    paths = preprocess_case(
+        case,
+        out_dir,
+        spacing_mm=snakemake.params.spacing_mm,
+        normalise=snakemake.params.normalise,
+    )
     log.info("%s: wrote %s", case.case, sorted(paths))

@@ -1,10 +1,8 @@
 """Rule register_mr_to_ct: rigid MR -> CT registration; transform, labels on the CT grid, QC."""
 
-import json
-
 import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
 
-from voxflow.io.atomic import write_text_atomic
+from voxflow.io.atomic import write_json
 from voxflow.logs import rule_logging
 from voxflow.register import RegistrationConfig, register_mr_to_ct
 
@@ -24,4 +22,4 @@ with rule_logging(snakemake.log[0]) as log:
     )
     info = {"seconds": round(result.seconds, 3), "metric": result.metric}
     log.info("done: %s", info)
-    write_text_atomic(snakemake.output.info, json.dumps(info, indent=2) + "\n")
+    write_json(snakemake.output.info, info)

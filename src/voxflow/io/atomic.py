@@ -44,6 +44,13 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def write_json(path: str | Path, obj: Any, indent: int = 2) -> Path:
+    """``obj`` as JSON (plus a final newline) at ``path``, atomically."""
+    import json
+
+    return write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
+
+
 def write_npz(path: str | Path, arrays: Mapping[str, Any]) -> Path:
     """An ``.npz`` that :func:`numpy.load` reads, written atomically with fixed member
     timestamps, so equal arrays give byte-identical files (hashes of them key caches)."""

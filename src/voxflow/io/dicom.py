@@ -23,7 +23,6 @@ The JSON sidecar holds acquisition facts only: no patient identifiers (see :data
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from voxflow.errors import VoxflowError, input_error
-from voxflow.io.atomic import write_text_atomic
+from voxflow.io.atomic import write_json
 from voxflow.io.images import LPS_TO_RAS, write_nifti
 
 log = logging.getLogger(__name__)
@@ -623,7 +622,7 @@ def dicom_to_nifti(
     info = sidecar(chosen, conv, folder, chosen.slices, skipped, backend)
     write_nifti(out_nii, conv.data, conv.affine)
     if out_json is not None:
-        write_text_atomic(out_json, json.dumps(info, indent=2) + "\n")
+        write_json(out_json, info)
     log.info(
         "wrote %s: shape %s, voxel %s mm, %s",
         out_nii,

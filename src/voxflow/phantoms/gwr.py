@@ -24,7 +24,6 @@ convention of :mod:`voxflow.register`) and ``<patient>/params.json`` (HU values,
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from voxflow.errors import VoxflowError
-from voxflow.io.atomic import atomic_path, write_text_atomic
+from voxflow.io.atomic import atomic_path, write_json
 from voxflow.io.images import LPS_TO_RAS, write_nifti
 from voxflow.phantoms.brain import (
     BrainAnatomy,
@@ -329,7 +328,7 @@ def write_patient(patient: dict, root: str | Path, truth_root: str | Path, seed:
     truth.mkdir(parents=True, exist_ok=True)
     with atomic_path(truth / "ct_to_mr.tfm") as tmp:
         sitk.WriteTransform(itk_rigid(*patient["transform"]), str(tmp))
-    write_text_atomic(truth / "params.json", json.dumps(patient["params"], indent=2) + "\n")
+    write_json(truth / "params.json", patient["params"])
 
 
 def outcomes(params: list[dict], seed: int, cfg: GWRPhantomConfig) -> list[tuple[str, int]]:

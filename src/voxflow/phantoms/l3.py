@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from dataclasses import dataclass, fields
@@ -63,7 +62,7 @@ from statistics import NormalDist
 import numpy as np
 
 from voxflow.errors import VoxflowError
-from voxflow.io.atomic import write_text_atomic
+from voxflow.io.atomic import write_json, write_text_atomic
 from voxflow.seeding import rng
 
 VARIANTS = ("normal", "six_lumbar", "rib13")
@@ -877,7 +876,7 @@ def write_patient(patient: dict, root: str | Path, truth_root: str | Path, seed:
         if _DICOM_NAME.match(path.name) and path.name not in keep:
             path.unlink()
     truth = Path(truth_root) / name
-    write_text_atomic(truth / "params.json", json.dumps(params, indent=2) + "\n")
+    write_json(truth / "params.json", params)
 
 
 def label_rows(params: list[dict]) -> list[dict]:

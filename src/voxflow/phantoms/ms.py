@@ -2,15 +2,23 @@
 
 Built on :mod:`voxflow.phantoms.brain`. Per subject (seeded): 5-40 ellipsoidal lesions with axes
 of 2-15 mm, kept only where WM > 0.5; about 40 % periventricular (centre within 5 mm of a
-ventricle, long axis along the ventricle's normal: "Dawson fingers"), about 10 % infratentorial,
-the rest subcortical/juxtacortical. Each contrast is the tissue mixture of relative intensities
-(WM = 1) from ../shared/specs/phantom-physics.md §B1, with a per-subject lesion/WM ratio drawn
-from its range, a smooth multiplicative bias field and Rician noise. The lesion mask used to
-build the images is written as the ground truth (``mask1``); ``mask2`` is a second "rater" that
-erodes or dilates some lesions by one voxel. So that intensity thresholding is not enough (as
-on real scans), lesions vary in contrast (between the weak end of the channel's range and the
-subject's ratio), their borders are partial-volumed, and the images carry an unlabelled
-hyperintense periventricular rim and a mild tissue texture.
+ventricle, long axis along the ventricle's normal: "Dawson fingers"; axes up to 24 mm, for the
+confluent periventricular lesions real scans show: patient26's largest is 2.7 ml, and
+periventricular volume is the largest share in Pongratz 2023), about 10 % infratentorial, the rest
+subcortical/juxtacortical. Each contrast is the tissue mixture of relative intensities
+(WM = 1). So that a network trained only on phantoms meets real scans as one more draw
+(SynthSeg-style domain randomisation, bounded by physics), every subject draws its own CSF, GM
+and lesion/WM ratio per channel from ``CONTRASTS``: ranges that span ../shared/specs/
+phantom-physics.md §B1 and the ratios measured on the real open_ms_data patient26 (README,
+"Study ms"). Each lesion scales the subject's lesion contrast by a factor drawn from
+``lesion_spread`` (real lesions vary: patient26's 10th-90th percentiles span about half to 1.5
+times the median contrast). Lesion borders are partial-volumed, the images carry an unlabelled
+hyperintense periventricular rim and a mild tissue texture, a smooth multiplicative bias field,
+a per-channel slice-thickness blur along a random axis (ISBI 2015's T2/PD/FLAIR are 3 mm
+slices) and Rician noise over a wide SNR range (a 1 mm scan averaged to the demo's 3 mm voxels
+has several times the SNR of its source). The lesion mask used to build the images is written
+as the ground truth (``mask1``); ``mask2`` is a second "rater" that erodes or dilates some
+lesions by one voxel.
 """
 
 from __future__ import annotations
@@ -27,12 +35,15 @@ from voxflow.phantoms.brain import BrainAnatomy
 from voxflow.seeding import rng
 
 CHANNELS = ("flair", "mprage", "pd", "t2")
-# Relative intensities (WM = 1) of CSF and GM, and the lesion/WM range per channel (§B1).
+# Ranges of the per-subject intensities relative to WM = 1: each spans §B1's value (and its
+# lesion range) and what patient26 measures (README table; open_ms_data has no PD, so PD keeps
+# §B1 with the same relative width). CSF's upper FLAIR end allows for the partial-volumed CSF a
+# real 1 mm scan shows.
 CONTRASTS = {
-    "flair": {"csf": 0.05, "gm": 1.16, "lesion": (1.4, 2.8)},
-    "mprage": {"csf": 0.05, "gm": 0.64, "lesion": (0.55, 0.9)},
-    "pd": {"csf": 1.39, "gm": 1.19, "lesion": (1.1, 1.4)},
-    "t2": {"csf": 3.6, "gm": 1.44, "lesion": (1.5, 3.3)},
+    "flair": {"csf": (0.05, 0.35), "gm": (1.2, 1.45), "lesion": (1.2, 2.8)},
+    "mprage": {"csf": (0.02, 0.35), "gm": (0.55, 0.7), "lesion": (0.6, 0.85)},
+    "pd": {"csf": (1.25, 1.55), "gm": (1.1, 1.25), "lesion": (1.2, 1.45)},
+    "t2": {"csf": (2.0, 3.6), "gm": (1.35, 1.7), "lesion": (1.6, 3.3)},
 }
 
 
@@ -44,18 +55,24 @@ class MSPhantomConfig:
     lesions_max: int = 40
     axis_min_mm: float = 2.0
     axis_max_mm: float = 15.0
+    periventricular_axis_max_mm: float = 24.0
     periventricular: float = 0.4
     infratentorial: float = 0.1
     bias: float = 0.15
     snr_min: float = 20.0
-    snr_max: float = 40.0
+    snr_max: float = 120.0
     wm_intensity: float = 1000.0
+    lesion_spread: tuple[float, float] = (0.6, 1.3)
+    rim: float = 0.5
+    slice_mm: tuple[float, float] = (1.0, 3.0)
 
     def __post_init__(self) -> None:
         if not 1 <= self.lesions_min <= self.lesions_max:
             raise VoxflowError("ms phantom: need 1 <= lesions_min <= lesions_max")
-        if not 0 < self.axis_min_mm <= self.axis_max_mm:
-            raise VoxflowError("ms phantom: need 0 < axis_min_mm <= axis_max_mm")
+        if not 0 < self.axis_min_mm <= min(self.axis_max_mm, self.periventricular_axis_max_mm):
+            raise VoxflowError(
+                "ms phantom: need 0 < axis_min_mm <= axis_max_mm, periventricular_axis_max_mm"
+            )
         if self.periventricular + self.infratentorial > 1:
             raise VoxflowError("ms phantom: periventricular + infratentorial must be <= 1")
 
@@ -115,7 +132,8 @@ def place_lesions(anat: BrainAnatomy, seed: int, cfg: MSPhantomConfig) -> tuple[
         kind = kinds[int(g.choice(3, p=probs))]
         pool = pools[kind] if len(pools[kind]) else pools["other"]
         centre = pool[int(g.integers(len(pool)))]
-        axes = np.sort(g.uniform(cfg.axis_min_mm, cfg.axis_max_mm, 3))[::-1] / 2  # semi-axes
+        top = cfg.periventricular_axis_max_mm if kind == "periventricular" else cfg.axis_max_mm
+        axes = np.sort(g.uniform(cfg.axis_min_mm, top, 3))[::-1] / 2  # semi-axes
         if kind == "periventricular":
             direction = (centre - nearest[:, centre[0], centre[1], centre[2]]) * vox
             if not np.any(direction):
@@ -149,42 +167,51 @@ def bias_field(shape: tuple[int, ...], g: np.random.Generator, strength: float) 
     return np.exp(sum(k * t for k, t in zip(coef, terms, strict=True))).astype(np.float32)
 
 
+def slice_blur(data: np.ndarray, voxel_mm: float, g: np.random.Generator, cfg) -> np.ndarray:
+    """Blur along a random axis to a slice thickness drawn from ``cfg.slice_mm`` (FWHM); none
+    where the draw is not thicker than the voxel."""
+    thickness = g.uniform(*cfg.slice_mm)
+    axis = int(g.integers(3))
+    sigma = np.sqrt(max(thickness**2 - voxel_mm**2, 0.0)) / 2.355 / voxel_mm
+    return ndimage.gaussian_filter1d(data, sigma, axis=axis) if sigma > 0.2 else data
+
+
 def make_ms_subject(anat: BrainAnatomy, seed: int, cfg: MSPhantomConfig | None = None) -> MSSubject:
     """Images for all four channels and the masks; same inputs -> identical arrays."""
     cfg = cfg or MSPhantomConfig()
     labels, n = place_lesions(anat, seed, cfg)
     mask = labels > 0
     g0 = rng(seed, "ms-lesion-strength", anat.subject)
-    # per-lesion strength s: a lesion's ratio lies between the weak end of the channel's range
-    # (s = 0) and the subject's ratio (s = 1), so every lesion stays within §B1's range
-    strength = np.r_[0.0, g0.uniform(0.0, 1.0, n)].astype(np.float32)[labels]
-    # partial volume: lesion borders blur into the surrounding tissue (the mask stays exact)
+    # per-lesion contrast factor, shared by the channels (more T2 prolongation: brighter on
+    # FLAIR/T2/PD and darker on MPRAGE), spread over the lesion's partial-volume border
+    factor = np.r_[1.0, g0.uniform(*cfg.lesion_spread, n)].astype(np.float32)[labels]
     frac = ndimage.gaussian_filter(mask.astype(np.float32), 0.6) * (anat.wm > 0.05)
     frac = np.clip(np.maximum(frac, mask * 0.75), 0, 1)
-    strength = np.maximum(strength, ndimage.grey_dilation(strength, size=3) * (frac > 0))
+    border = (frac > 0) & ~mask
+    factor[border] = ndimage.grey_dilation(np.where(mask, factor, 0), size=3)[border]
+    factor[factor == 0] = 1.0
     les = frac * anat.wm
     # confounders a threshold cannot tell from lesions: a thin hyperintense rim around the
     # ventricles (ependymal "caps", unlabelled) and smooth tissue texture
     ventricles = (anat.csf > 0.6) & (ndimage.distance_transform_edt(anat.mask) > 4)
     rim = ndimage.binary_dilation(ventricles, iterations=1) & ~ventricles
-    rim = ndimage.gaussian_filter(rim.astype(np.float32), 0.7) * anat.wm
+    rim = ndimage.gaussian_filter(rim.astype(np.float32), 0.7) * anat.wm * (1 - frac)
+    voxel = float(np.cbrt(anat.voxel_ml * 1000.0))
     images, ratios = {}, {}
     for ch in CHANNELS:
         g = rng(seed, "ms-image", anat.subject, ch)
-        c = CONTRASTS[ch]
-        ratios[ch] = float(g.uniform(*c["lesion"]))
-        weak = min(c["lesion"], key=lambda r: abs(r - 1.0))  # the range's end nearest WM
-        lesion_rel = np.where(les > 0, weak + (ratios[ch] - weak) * strength, 1.0)
-        rim_rel = 1.0 + 0.6 * (ratios[ch] - 1.0)  # ependymal caps: as bright as many lesions
+        c = {k: float(g.uniform(*r)) for k, r in CONTRASTS[ch].items()}
+        ratios[ch] = c["lesion"]
         rel = (
             anat.gm * c["gm"]
             + anat.csf * c["csf"]
-            + (anat.wm - les - rim * (1 - frac))
-            + les * lesion_rel
-            + rim * (1 - frac) * rim_rel
+            + (anat.wm - les - rim)
+            + les * (1.0 + (c["lesion"] - 1.0) * factor)
+            + rim * (1.0 + cfg.rim * (c["lesion"] - 1.0))
         )
         texture = 1.0 + 0.04 * ndimage.gaussian_filter(g.normal(size=rel.shape), 1.5) / 0.1
         signal = cfg.wm_intensity * rel * texture * bias_field(anat.wm.shape, g, cfg.bias)
+        signal = slice_blur(signal, voxel, g, cfg)
         sigma = cfg.wm_intensity / g.uniform(cfg.snr_min, cfg.snr_max)
         noisy = np.hypot(
             signal + g.normal(0, sigma, signal.shape), g.normal(0, sigma, signal.shape)

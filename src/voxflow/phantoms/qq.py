@@ -21,7 +21,6 @@ Layout (``../shared/specs/qq.md``): ``<root>/<subject>/mgre.nii.gz`` (4D, echoes
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from voxflow.errors import VoxflowError
-from voxflow.io.atomic import write_text_atomic
+from voxflow.io.atomic import write_json
 from voxflow.io.images import write_nifti
 from voxflow.phantoms.brain import BrainAnatomy
 from voxflow.physics import qq_model
@@ -210,5 +209,5 @@ def write_qq_subject(subject: QQSubject, root: str | Path, name: str) -> dict[st
     for p in qq_model.PARAMS:
         write_nifti(paths[p], subject.maps[p], subject.affine)
     te = [round(float(t), 6) for t in subject.echo_times]
-    write_text_atomic(paths["echo_times"], json.dumps(te) + "\n")
+    write_json(paths["echo_times"], te, indent=None)
     return paths

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from voxflow.errors import VoxflowError, input_error
-from voxflow.io.atomic import read_npz, write_npz
+from voxflow.io.atomic import read_npz, write_json, write_npz
 from voxflow.io.images import check_finite, read_image
 from voxflow.io.layouts.l3 import feet_to_head_order
 from voxflow.preprocess.resample import resize_slices
@@ -527,10 +527,8 @@ def collect_study(
 ) -> dict:
     """The best design of a finished study (``best.json``: study, value, params) and its trial
     table (``trials.tsv``)."""
-    import json
 
     from voxflow import tune as tuning
-    from voxflow.io.atomic import write_text_atomic
     from voxflow.io.tables import read_tsv, write_tsv
 
     names = {read_tsv(p, ["study"])["study"].iloc[0] for p in worker_tsvs}
@@ -542,7 +540,7 @@ def collect_study(
     write_tsv(tuning.trials_table(study), trials_tsv)
     value = study.best_value
     record = {"study": name, "arm": arm, "objective": value, "f1": 1.0 / value, "params": best}
-    write_text_atomic(best_json, json.dumps(record, indent=2) + "\n")
+    write_json(best_json, record)
     return record
 
 

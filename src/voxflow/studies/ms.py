@@ -21,18 +21,29 @@ from voxflow.evaluate.metrics import dice, hd95, iou, lesion_detection
 from voxflow.io.images import check_finite, check_same_grid, read_image, write_nifti
 from voxflow.io.layouts.ms import MSCase
 from voxflow.preprocess.crop import bounding_box, crop_affine, foreground
-from voxflow.preprocess.normalize import zscore
+from voxflow.preprocess.normalize import peak_normalise, zscore
 from voxflow.seeding import rng
 
 log = logging.getLogger(__name__)
 MULTI = "multi"  # the multi-channel model (the paper's future work)
 
 
+NORMALISERS = {"zscore": zscore, "peak": peak_normalise}
+
+
 def preprocess_case(
-    case: MSCase, out_dir: str | Path, margin: int = 2, spacing_mm: float | None = None
+    case: MSCase,
+    out_dir: str | Path,
+    margin: int = 2,
+    spacing_mm: float | None = None,
+    normalise: str = "peak",
 ) -> dict[str, Path]:
-    """Optionally resample to ``spacing_mm`` (isotropic), crop all channels and the mask to the
-    head's bounding box and Z-normalise each channel (statistics inside the head)."""
+    """Optionally resample to ``spacing_mm`` (isotropic, anti-aliased), crop all channels and
+    the mask to the head's bounding box and normalise each channel inside the head:
+    ``zscore`` (the paper) or ``peak`` (relative to the white-matter peak; robust to the
+    share of CSF and lesion, so phantoms and real scans share a scale)."""
+    if normalise not in NORMALISERS:
+        raise VoxflowError(f"ms.normalise: '{normalise}' not one of {sorted(NORMALISERS)}")
     from voxflow.preprocess.resample import resample
 
     out_dir = Path(out_dir)
@@ -45,7 +56,7 @@ def preprocess_case(
     if not set(values.tolist()) <= {0, 1}:
         raise VoxflowError(f"{case.mask}: lesion mask must be binary (0/1), has {values[:5]}")
     if spacing_mm:
-        vols = {ch: resample(v, spacing_mm) for ch, v in vols.items()}
+        vols = {ch: resample(v, spacing_mm, antialias=True) for ch, v in vols.items()}
         mask = resample(mask, spacing_mm, label=True)
         ref = next(iter(vols.values()))
     head = np.logical_or.reduce([foreground(v.data) for v in vols.values()])
@@ -54,7 +65,8 @@ def preprocess_case(
     paths = {}
     for ch, v in vols.items():
         cropped = v.data[box]
-        paths[ch] = write_nifti(out_dir / f"{ch}.nii.gz", zscore(cropped, head[box]), affine)
+        norm = NORMALISERS[normalise](cropped, head[box])
+        paths[ch] = write_nifti(out_dir / f"{ch}.nii.gz", norm, affine)
     paths["mask"] = write_nifti(out_dir / "mask.nii.gz", mask.data[box].astype(np.uint8), affine)
     return paths
 
@@ -75,19 +87,38 @@ def make_split(cases: list[str], seed: int, fractions: dict[str, float]) -> pd.D
 
 
 def _subjects(case_dirs: list[Path], channels: list[str]):
+    """TorchIO subjects of the case folders; a channel a case lacks (a real cohort without PD)
+    is left out and fed as zeros by :func:`_input_tensor`."""
     import torchio as tio
 
     subjects = []
     for d in case_dirs:
-        images = {ch: tio.ScalarImage(d / f"{ch}.nii.gz") for ch in channels}
+        images = {
+            ch: tio.ScalarImage(d / f"{ch}.nii.gz")
+            for ch in channels
+            if (d / f"{ch}.nii.gz").is_file()
+        }
+        if not images:
+            raise VoxflowError(f"{d}: none of the channels {channels} is there")
         subjects.append(tio.Subject(case=d.name, label=tio.LabelMap(d / "mask.nii.gz"), **images))
     return subjects
 
 
 def _input_tensor(batch_or_subject: Any, channels: list[str]):
+    """The model input: the channels stacked in order; a missing one is zeros (the mean of a
+    Z-normalised image: no information, as channel dropout taught the multi-channel model)."""
     import torch
 
-    return torch.cat([batch_or_subject[ch]["data"] for ch in channels], dim=-4).float()
+    ref = batch_or_subject["label"]["data"]
+    return torch.cat(
+        [
+            batch_or_subject[ch]["data"].float()
+            if ch in batch_or_subject
+            else torch.zeros_like(ref, dtype=torch.float32)
+            for ch in channels
+        ],
+        dim=-4,
+    )
 
 
 def channels_of(channel: str, available: list[str]) -> list[str]:
@@ -121,30 +152,42 @@ def train_model(
     threads: int,
     fingerprint: str = "",
 ):
-    """Train one (model, channel) on lesion-centred patches with augmentation."""
+    """Train one (model, channel) on patches (holding lesion with ``lesion_probability``, the
+    lesion anywhere in the patch) with augmentation; ``multi`` with channel dropout."""
     import torchio as tio
     from torch.utils.data import DataLoader
 
-    from voxflow.augment import build_augmentation, patch_queue
+    from voxflow.augment import (
+        SAMPLING_MAP,
+        build_augmentation,
+        channel_dropout,
+        foreground_sampling_map,
+        patch_queue,
+    )
     from voxflow.train.loop import Metric, TrainConfig, Trainer
     from voxflow.train.losses import BCEDiceLoss, soft_dice
 
     chans = channels_of(channel, available)
+    # patches hold a lesion with probability lesion_probability, anywhere in the patch
+    radius = max(0, int(np.min(cfg["patch_size"])) // 2 - 1)
+    sampling = foreground_sampling_map(radius)
     aug = build_augmentation(cfg["augment"])
-    train_ds = tio.SubjectsDataset(_subjects(train_dirs, chans), transform=aug)
+    train_ds = tio.SubjectsDataset(
+        _subjects(train_dirs, chans), transform=tio.Compose([aug, sampling]) if aug else sampling
+    )
     lesion_p = cfg.get("lesion_probability", 1.0)
-    queue = patch_queue(
-        train_ds, cfg["patch_size"], cfg["samples_per_volume"], lesion_probability=lesion_p
-    )
-    train_loader = DataLoader(queue, batch_size=cfg["batch_size"], num_workers=0)
-    val_ds = tio.SubjectsDataset(_subjects(val_dirs, chans))
-    val_queue = patch_queue(
-        val_ds, cfg["patch_size"], cfg["samples_per_volume"], lesion_probability=lesion_p
-    )
-    val_loader = DataLoader(val_queue, batch_size=cfg["batch_size"], num_workers=0)
+
+    def queue(ds):
+        size, n = cfg["patch_size"], cfg["samples_per_volume"]
+        return patch_queue(ds, size, n, label_name=SAMPLING_MAP, lesion_probability=lesion_p)
+
+    train_loader = DataLoader(queue(train_ds), batch_size=cfg["batch_size"], num_workers=0)
+    val_ds = tio.SubjectsDataset(_subjects(val_dirs, chans), transform=sampling)
+    val_loader = DataLoader(queue(val_ds), batch_size=cfg["batch_size"], num_workers=0)
+    drop = cfg.get("channel_dropout", 0.0) if len(chans) > 1 else 0.0
 
     def batch(b):
-        return _input_tensor(b, chans), b["label"]["data"].float()
+        return channel_dropout(_input_tensor(b, chans), drop), b["label"]["data"].float()
 
     def dice_metric(pred, target):
         return soft_dice((pred > 0).float(), target).mean(1)
@@ -218,38 +261,129 @@ def evaluate_model(
     return pd.DataFrame(rows), preds
 
 
+def _load_channel(d: Path, channel: str) -> tuple[np.ndarray, np.ndarray]:
+    return read_image(d / f"{channel}.nii.gz").data, read_image(d / "mask.nii.gz").data > 0
+
+
+def tune_threshold(
+    train_dirs: list[Path], channel: str, threshold_grid: np.ndarray | None = None
+) -> dict[str, float]:
+    """The global threshold of one normalised channel with the best mean Dice on the training
+    cases: ``{"threshold": t, "sign": +1 (lesion >= t) or -1 (lesion <= t)}``. Candidates: by
+    default 80 quantiles (0.1-99.9 %) of the training voxels, whatever the normalisation."""
+    train = [_load_channel(d, channel) for d in train_dirs]
+    if threshold_grid is None:
+        pooled = np.concatenate([x.ravel() for x, _ in train])
+        threshold_grid = np.unique(np.percentile(pooled, np.linspace(0.1, 99.9, 80)))
+    grid = threshold_grid
+    t, sign = max(
+        ((t, sign) for t in grid for sign in (1, -1)),
+        key=lambda ts: np.mean([dice(ts[1] * x >= ts[1] * ts[0], m) for x, m in train]),
+    )
+    log.info("threshold baseline %s: %s %.2f", channel, ">=" if sign > 0 else "<=", t)
+    return {"threshold": float(t), "sign": int(sign)}
+
+
+def apply_threshold(x: np.ndarray, rule: dict[str, float]) -> np.ndarray:
+    """Binary lesion map (float32) of a tuned threshold rule."""
+    return (rule["sign"] * x >= rule["sign"] * rule["threshold"]).astype(np.float32)
+
+
 def threshold_baseline(
     train_dirs: list[Path],
     test_dirs: list[Path],
     channel: str,
     threshold_grid: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Intensity thresholding of one Z-normalised channel (hyper- or hypointense lesions), the
-    threshold chosen for best Dice on the training cases; evaluated per test case."""
-    grid = np.linspace(-3, 5, 33) if threshold_grid is None else threshold_grid
-
-    def load(d):
-        return read_image(d / f"{channel}.nii.gz").data, read_image(d / "mask.nii.gz").data > 0
-
-    train = [load(d) for d in train_dirs]
-    best = max(
-        ((t, sign) for t in grid for sign in (1, -1)),
-        key=lambda ts: np.mean([dice(ts[1] * x >= ts[1] * ts[0], m) for x, m in train]),
-    )
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Intensity thresholding of one normalised channel (hyper- or hypointense lesions), the
+    threshold chosen for best Dice on the training cases; evaluated per test case. Returns the
+    table and the tuned rule."""
+    rule = tune_threshold(train_dirs, channel, threshold_grid)
     rows = []
     for d in test_dirs:
-        x, m = load(d)
-        prob = (best[1] * x >= best[1] * best[0]).astype(np.float32)
+        x, m = _load_channel(d, channel)
         spacing = read_image(d / "mask.nii.gz").spacing
         rows.append(
             {
                 "model": "threshold",
                 "channel": channel,
                 "case": d.name,
-                **case_metrics(prob, m, spacing, 0.5),
+                **case_metrics(apply_threshold(x, rule), m, spacing, 0.5),
             }
         )
-    log.info("threshold baseline %s: %s %.2f", channel, ">=" if best[1] > 0 else "<=", best[0])
+    return pd.DataFrame(rows), rule
+
+
+def native_metrics(
+    prob: np.ndarray, affine: np.ndarray, native_mask: Path, threshold: float
+) -> dict[str, float]:
+    """Metrics on the cohort's own grid: ``prob`` (on the preprocessed grid ``affine``) is
+    interpolated (linear) onto the native mask's voxels, thresholded and scored against the
+    mask as the raters drew it, so resampling to the demo spacing costs what it really costs."""
+    from voxflow.preprocess.resample import resample_to_grid
+
+    truth = read_image(native_mask, dtype=None)
+    up = resample_to_grid(prob, affine, truth.shape, truth.affine, order=1)
+    return case_metrics(up, truth.data > 0, truth.spacing, threshold)
+
+
+def real_check(
+    runs: list[tuple[str, str, Path]],
+    trained_channels: list[str],
+    real_dirs: list[Path],
+    native_masks: dict[str, Path],
+    thresholds: dict[str, dict[str, float]],
+    cfg: dict[str, Any],
+    device: str,
+) -> pd.DataFrame:
+    """Phantom-trained models and phantom-tuned thresholds on a real cohort, scored on its own
+    grid: one row per (model, channel, case) with the channels the case supplied. A
+    single-channel model whose channel the cohort lacks is skipped (logged); the multi-channel
+    model gets zeros for a missing channel."""
+    from voxflow.train.device import select_device
+    from voxflow.train.loop import load_weights
+
+    dev = select_device(device)
+    rows = []
+
+    def present(d: Path, chans: list[str]) -> list[str]:
+        return [ch for ch in chans if (d / f"{ch}.nii.gz").is_file()]
+
+    def row(model: str, channel: str, d: Path, used: list[str], metrics: dict) -> dict:
+        return {
+            "model": model,
+            "channel": channel,
+            "case": d.name,
+            "channels_used": "+".join(used),
+            **metrics,
+        }
+
+    for model_name, channel, weights in runs:
+        chans = channels_of(channel, trained_channels)
+        usable = [d for d in real_dirs if present(d, chans)]
+        if len(usable) < len(real_dirs):
+            log.info("%s %s: skipped on cases without %s", model_name, channel, chans)
+        if not usable:
+            continue
+        model = load_weights(build_model(model_name, len(chans), cfg["model"]), weights, dev)
+        model = model.to(dev)
+        for subject, d in zip(_subjects(usable, chans), usable, strict=True):
+            prob = predict_volume(
+                model, subject, chans, cfg["patch_size"], cfg["patch_overlap"], dev
+            )
+            affine = read_image(d / "mask.nii.gz").affine
+            metrics = native_metrics(prob, affine, native_masks[d.name], cfg["threshold"])
+            rows.append(row(model_name, channel, d, present(d, chans), metrics))
+    for channel, rule in thresholds.items():
+        for d in real_dirs:
+            if not present(d, [channel]):
+                continue
+            x, _ = _load_channel(d, channel)
+            affine = read_image(d / "mask.nii.gz").affine
+            metrics = native_metrics(apply_threshold(x, rule), affine, native_masks[d.name], 0.5)
+            rows.append(row("threshold", channel, d, [channel], metrics))
+    if not rows:
+        raise VoxflowError("ms real check: no model or threshold could run on the real cohort")
     return pd.DataFrame(rows)
 
 

@@ -8,7 +8,6 @@ whole-crop inference, RMSE per parameter and OEF, the voxelwise NLLS reference a
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -324,9 +323,9 @@ def summarize(per_subject: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def save_json(obj: Any, path: Path) -> None:
-    from voxflow.io.atomic import write_text_atomic
+    from voxflow.io.atomic import write_json
 
-    write_text_atomic(path, json.dumps(obj, indent=1) + "\n")
+    write_json(path, obj, indent=1)
 
 
 def plot_oef_maps(truth_dir: Path, preds: dict[str, Path], path: str | Path) -> Path:
