@@ -95,12 +95,15 @@ def main() -> None:
     net, _ = ms.evaluate_model(
         args.model, args.channel, list(CHANNELS), res.model_path, dirs("test"), cfg, "cpu"
     )
-    base, rule = ms.threshold_baseline(dirs("train"), dirs("test"), args.channel)
+    single = args.channel != ms.MULTI
+    if single:
+        base, rule = ms.threshold_baseline(dirs("train"), dirs("test"), args.channel)
     print(f"phantoms + preprocessing ({args.subjects} subjects, {voxel} mm): {t_data:.1f} s")
     print(f"training {args.model} {args.channel}, {args.epochs} epochs: {t_train:.1f} s")
     cols = ["model", "case", "dsc", "iou", "hd95_mm", "lesion_f1"]
     print(net[cols].to_string(index=False))
-    print(base[cols].to_string(index=False))
+    if single:
+        print(base[cols].to_string(index=False))
     if args.real:
         real = real_cases(args.real, args.workdir / "real", voxel)
         table = ms.real_check(
@@ -108,7 +111,7 @@ def main() -> None:
             list(CHANNELS),
             [d for d, _ in real],
             {d.name: m for d, m in real},
-            {args.channel: rule} if args.channel != ms.MULTI else {},
+            {args.channel: rule} if single else {},
             cfg,
             "cpu",
         )

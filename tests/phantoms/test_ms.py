@@ -115,3 +115,17 @@ def test_isbi2015_layout(tmp_path, subject):
 def test_bad_config():
     with pytest.raises(VoxflowError, match="lesions_min"):
         MSPhantomConfig(lesions_min=10, lesions_max=5)
+
+
+def test_write_cohort_same_with_any_number_of_workers(tmp_path):
+    from voxflow.phantoms.brain import load_template
+    from voxflow.phantoms.ms import write_cohort
+
+    cfg = BrainPhantomConfig(voxel_mm=6.0)
+    template = load_template(6.0)
+    one = write_cohort(tmp_path / "a", 3, 5, cfg, template, workers=1)
+    two = write_cohort(tmp_path / "b", 3, 5, cfg, template, workers=2)
+    assert one == two and [s["case"] for s in one] == [f"training0{i}_01" for i in (1, 2, 3)]
+    for i in (1, 2, 3):
+        a, b = isbi2015_paths(tmp_path / "a", i), isbi2015_paths(tmp_path / "b", i)
+        assert all(a[k].read_bytes() == b[k].read_bytes() for k in a)

@@ -30,6 +30,9 @@ def test_white_matter_peak_is_the_mode_whatever_the_csf_share():
         assert np.median(out[-len(wm) :]) == pytest.approx(0, abs=0.3)  # WM at 0
         lesion = peak_normalise(np.r_[data, 1.4 * peak], np.r_[np.ones(n, bool), False])[-1]
         assert float(lesion) == pytest.approx(10 * (1.4 - 1), abs=0.3)  # 1.4 x WM -> 4
+    # a mask that caught much background noise (a third of its voxels) still finds WM
+    noisy = np.r_[np.abs(g.normal(0, 60, 60_000)), data]
+    assert white_matter_peak(noisy, np.ones(noisy.shape, bool)) == pytest.approx(800, rel=0.03)
     with pytest.raises(VoxflowError, match="white-matter peak"):
         white_matter_peak(np.ones(500), np.ones(500, bool))
     with pytest.raises(VoxflowError, match="fewer than 100"):

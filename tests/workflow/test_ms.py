@@ -13,7 +13,7 @@ TINY_MS = {
     "studies": ["ms"],
     "ms": {
         "cohort": {"layout": "isbi2015", "root": ""},
-        "phantom": {"subjects": 5},
+        "phantom": {"subjects": 5, "voxel_mm": 6.0},
         "channels": ["flair", "mprage"],
         "models": ["resunet3d"],
         "multichannel": True,

@@ -90,6 +90,11 @@ def ms_real_cohort():
     return {c.case: c for c in cases}
 
 
+def ms_phantom_indices():
+    """Two-digit subject numbers of the phantom cohort (01 ... NN)."""
+    return [f"{i:02d}" for i in range(1, ms_cfg()["phantom"]["subjects"] + 1)]
+
+
 def ms_cases():
     """Case IDs of the ms cohort (phantom: from config; real data: read from disk)."""
     if not ms_cfg()["cohort"].get("root"):
@@ -154,8 +159,7 @@ def ms_real_check_cases():
     from voxflow.io.layouts.ms import read_cohort
 
     return {
-        c.case: c
-        for c in read_cohort(ms_cfg()["real_check"]["layout"], ms_real_root())
+        c.case: c for c in read_cohort(ms_cfg()["real_check"]["layout"], ms_real_root())
     }
 
 
@@ -188,7 +192,7 @@ def ms_model_spacing():
             "ms.real_check on a real training cohort needs ms.spacing_mm (the grid the "
             "models are trained at)"
         )
-    return config["brain_phantom"]["voxel_mm"]
+    return ms_cfg()["phantom"]["voxel_mm"]
 
 
 def ms_preprocessed():

@@ -1,27 +1,29 @@
 rule ms_phantom:
-    input:
-        expand("resources/brain/sub-0{{index}}/{map}.nii.gz", map=BRAIN_MAPS),
     output:
         expand(
-            "resources/ms/phantom/training/training{{index}}/preprocessed/training{{index}}_01_{ch}_pp.nii",
+            "resources/ms/phantom/training/training{index}/preprocessed/training{index}_01_{ch}_pp.nii",
+            index=ms_phantom_indices(),
             ch=["flair", "mprage", "pd", "t2"],
         ),
         expand(
-            "resources/ms/phantom/training/training{{index}}/masks/training{{index}}_01_mask{r}.nii",
+            "resources/ms/phantom/training/training{index}/masks/training{index}_01_mask{r}.nii",
+            index=ms_phantom_indices(),
             r=[1, 2],
         ),
     log:
-        "logs/ms/ms_phantom/{index}.log",
-    wildcard_constraints:
-        index=r"[0-9]{2}",
+        "logs/ms/ms_phantom/all.log",
     conda:
         "../../envs/imaging.yaml"
-    threads: 1
+    # one job, subjects in parallel processes: a job per subject would pay a Python start-up
+    # and an MNI152 template build each for ~2 s of work
+    threads: 8
     resources:
-        mem_mb=3000,
-        runtime=10,
+        mem_mb=4000,
+        runtime=20,
     params:
         seed=config["seed"],
+        phantom=lambda wc: ms_cfg()["phantom"],
+        brain=config["brain_phantom"],
     script:
         "../scripts/ms_phantom.py"
 
@@ -232,7 +234,8 @@ rule ms_real:
         channels=lambda wc: ms_available_channels(),
         cases=lambda wc: list(ms_real_check_cases()),
         cfg=lambda wc: {
-            k: ms_cfg()[k] for k in ("patch_size", "patch_overlap", "threshold", "model")
+            k: ms_cfg()[k]
+            for k in ("patch_size", "patch_overlap", "threshold", "model")
         },
         device=config["device"],
     script:

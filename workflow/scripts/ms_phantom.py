@@ -1,24 +1,27 @@
-"""Rule ms_phantom: one MS phantom subject in the ISBI 2015 layout (voxflow.phantoms.ms)."""
+"""Rule ms_phantom: the MS phantom cohort in the ISBI 2015 layout (voxflow.phantoms.ms)."""
 
 from pathlib import Path
 
 import _voxflow  # noqa: F401  (voxflow on sys.path inside conda envs)
 
 from voxflow.logs import rule_logging
-from voxflow.phantoms.brain import read_brain
-from voxflow.phantoms.ms import make_ms_subject, write_isbi2015
+from voxflow.phantoms.brain import config_from_dict, load_template
+from voxflow.phantoms.ms import write_cohort
 
 snakemake = snakemake  # noqa: F821,PLW0127 (injected by Snakemake)
 
 with rule_logging(snakemake.log[0]) as log:
-    anat = read_brain(Path(snakemake.input[0]).parent)
-    subject = make_ms_subject(anat, snakemake.params.seed)
-    root = Path(snakemake.output[0]).parents[3]  # <root>/training/trainingNN/preprocessed/
-    write_isbi2015(subject, root, int(snakemake.wildcards.index))
-    log.info(
-        "%s: %d lesions, %.2f ml; lesion/WM %s",
-        anat.subject,
-        subject.n_lesions,
-        subject.mask1.sum() * anat.voxel_ml,
-        subject.lesion_ratio,
+    brain = config_from_dict(
+        {**snakemake.params.brain, "voxel_mm": snakemake.params.phantom["voxel_mm"]}
     )
+    root = Path(snakemake.output[0]).parents[3]  # <root>/training/trainingNN/preprocessed/
+    summaries = write_cohort(
+        root,
+        int(snakemake.params.phantom["subjects"]),
+        snakemake.params.seed,
+        brain,
+        load_template(brain.voxel_mm),
+        workers=snakemake.threads,
+    )
+    for s in summaries:
+        log.info("%s", s)

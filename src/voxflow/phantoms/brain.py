@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
@@ -295,6 +295,38 @@ def read_brain(folder: str | Path) -> BrainAnatomy:
         for m in MAPS
     }
     return BrainAnatomy(folder.name, *(vols[m].data for m in MAPS), affine=vols["t1"].affine)
+
+
+_WORKER_TEMPLATE: list[Template] = []  # a worker process's copy (sent once, not per subject)
+
+
+def _set_worker_template(template: Template) -> None:
+    _WORKER_TEMPLATE[:] = [template]
+
+
+def worker_template() -> Template:
+    """The template :func:`map_subjects` handed to this process."""
+    if not _WORKER_TEMPLATE:
+        raise VoxflowError("worker_template() outside map_subjects: no template was set")
+    return _WORKER_TEMPLATE[0]
+
+
+def map_subjects(
+    fn: Callable[[Any], Any], jobs: Sequence[Any], template: Template, workers: int = 1
+) -> list[Any]:
+    """``[fn(job) for job in jobs]`` in ``workers`` processes (a cohort's subjects in
+    parallel), each of which gets ``template`` once (``fn`` reads it with
+    :func:`worker_template`); results in job order, so the cohort does not depend on
+    ``workers``. ``fn`` must be a module-level function."""
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(
+            min(workers, len(jobs)), initializer=_set_worker_template, initargs=(template,)
+        ) as pool:
+            return list(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    _set_worker_template(template)
+    return [fn(j) for j in jobs]
 
 
 def config_from_dict(d: dict) -> BrainPhantomConfig:

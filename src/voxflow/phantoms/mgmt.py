@@ -42,7 +42,14 @@ from voxflow.errors import VoxflowError
 from voxflow.io.atomic import write_text_atomic
 from voxflow.io.dicom_write import write_series
 from voxflow.io.images import LPS_TO_RAS
-from voxflow.phantoms.brain import BrainPhantomConfig, Template, _rotation, make_brain
+from voxflow.phantoms.brain import (
+    BrainPhantomConfig,
+    Template,
+    _rotation,
+    make_brain,
+    map_subjects,
+    worker_template,
+)
 from voxflow.phantoms.ms import bias_field
 from voxflow.phantoms.qq import smooth_field
 from voxflow.seeding import rng
@@ -334,16 +341,9 @@ def write_planted(truths: list[dict], path: str | Path) -> Path:
     return write_tsv(df, path)
 
 
-_TEMPLATE: list[Template] = []  # the worker processes' copy (sent once, not per patient)
-
-
-def _init(template: Template) -> None:
-    _TEMPLATE[:] = [template]
-
-
 def _one(args: tuple) -> dict:
     pid, seed, cfg, root = args
-    patient = make_patient(pid, seed, cfg, _TEMPLATE[0])
+    patient = make_patient(pid, seed, cfg, worker_template())
     write_patient(patient, root, seed)
     log.info("%s: %s", pid, {k: patient["truth"][k] for k in ("MGMT_value", "planes")})
     return patient["truth"]
@@ -360,15 +360,7 @@ def write_cohort(
 ) -> list[dict]:
     """The whole cohort (``workers`` processes), ``train_labels.csv`` and ``planted.tsv``."""
     ids = cohort_ids(patients, seed, cfg)
-    jobs = [(pid, seed, cfg, root) for pid in ids]
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, initializer=_init, initargs=(template,)) as pool:
-            truths = list(pool.map(_one, jobs, chunksize=4))
-    else:
-        _init(template)
-        truths = [_one(j) for j in jobs]
+    truths = map_subjects(_one, [(pid, seed, cfg, root) for pid in ids], template, workers)
     write_labels(truths, root, seed)
     write_planted(truths, planted_path)
     return truths

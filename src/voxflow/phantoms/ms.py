@@ -31,7 +31,14 @@ from scipy import ndimage
 
 from voxflow.errors import VoxflowError
 from voxflow.io.images import write_nifti
-from voxflow.phantoms.brain import BrainAnatomy
+from voxflow.phantoms.brain import (
+    BrainAnatomy,
+    BrainPhantomConfig,
+    Template,
+    make_brain,
+    map_subjects,
+    worker_template,
+)
 from voxflow.seeding import rng
 
 CHANNELS = ("flair", "mprage", "pd", "t2")
@@ -62,7 +69,7 @@ class MSPhantomConfig:
     snr_min: float = 20.0
     snr_max: float = 120.0
     wm_intensity: float = 1000.0
-    lesion_spread: tuple[float, float] = (0.6, 1.3)
+    lesion_spread: tuple[float, float] = (0.4, 1.5)
     rim: float = 0.5
     slice_mm: tuple[float, float] = (1.0, 3.0)
 
@@ -262,3 +269,32 @@ def write_isbi2015(subject: MSSubject, root: str | Path, index: int) -> dict[str
     write_nifti(paths["mask1"], subject.mask1, subject.affine)
     write_nifti(paths["mask2"], subject.mask2, subject.affine)
     return paths
+
+
+def _write_one(args: tuple) -> dict:
+    index, root, seed, brain_cfg, cfg = args
+    anat = make_brain(f"sub-{index:03d}", seed, brain_cfg, worker_template())
+    subject = make_ms_subject(anat, seed, cfg)
+    write_isbi2015(subject, root, index)
+    return {
+        "case": f"training{index:02d}_01",
+        "lesions": subject.n_lesions,
+        "lesion_ml": round(float(subject.mask1.sum()) * anat.voxel_ml, 2),
+        **{f"{ch}_ratio": round(r, 3) for ch, r in subject.lesion_ratio.items()},
+    }
+
+
+def write_cohort(
+    root: str | Path,
+    subjects: int,
+    seed: int,
+    brain_cfg: BrainPhantomConfig,
+    template: Template,
+    cfg: MSPhantomConfig | None = None,
+    workers: int = 1,
+) -> list[dict]:
+    """Subjects 1..``subjects`` (anatomy ``sub-NNN`` of the brain phantom at
+    ``brain_cfg.voxel_mm``) in the ISBI 2015 layout, ``workers`` processes; one summary per
+    subject (lesion count and volume, lesion/WM ratio per channel)."""
+    jobs = [(i, Path(root), seed, brain_cfg, cfg) for i in range(1, subjects + 1)]
+    return map_subjects(_write_one, jobs, template, workers)

@@ -270,11 +270,13 @@ def tune_threshold(
 ) -> dict[str, float]:
     """The global threshold of one normalised channel with the best mean Dice on the training
     cases: ``{"threshold": t, "sign": +1 (lesion >= t) or -1 (lesion <= t)}``. Candidates: by
-    default 80 quantiles (0.1-99.9 %) of the training voxels, whatever the normalisation."""
+    default 100 values evenly spread between the 0.01st and 99.99th percentiles of the
+    training voxels, whatever the normalisation (lesions are the top or bottom few tenths of
+    a percent, so evenly spread quantiles would step over them)."""
     train = [_load_channel(d, channel) for d in train_dirs]
     if threshold_grid is None:
         pooled = np.concatenate([x.ravel() for x, _ in train])
-        threshold_grid = np.unique(np.percentile(pooled, np.linspace(0.1, 99.9, 80)))
+        threshold_grid = np.linspace(*np.percentile(pooled, [0.01, 99.99]), 100)
     grid = threshold_grid
     t, sign = max(
         ((t, sign) for t in grid for sign in (1, -1)),
