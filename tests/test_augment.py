@@ -28,6 +28,7 @@ def test_order_and_probabilities():
         "RandomNoise",
         "RandomAffine",
         "RandomElasticDeformation",
+        "RandomBlur",  # beyond the paper, after its six
     ]
     assert [t.probability for t in build_augmentation({"flip": 0.3, "noise": 0.7}).transforms] == [
         0.3,

@@ -154,6 +154,25 @@ def test_open_ms_data_patient26_real_check(cohort, tmp_path):
     assert table["dsc"].between(0, 1).all() and table["lesion_f1"].between(0, 1).all()
 
 
+def test_tune_threshold_finds_dark_lesions(tmp_path):
+    """Hypointense lesions (MPRAGE black holes) get sign -1 and a threshold between lesion and
+    tissue, whatever the value range."""
+    g = np.random.default_rng(0)
+    dirs = []
+    for i in range(3):
+        d = tmp_path / f"c{i}"
+        mask = np.zeros((20, 20, 20), np.uint8)
+        mask[5:9, 5:9, 5:9] = 1
+        x = g.normal(0, 0.5, mask.shape).astype(np.float32) - 6.0 * mask
+        write_nifti(d / "mprage.nii.gz", x, np.eye(4))
+        write_nifti(d / "mask.nii.gz", mask, np.eye(4))
+        dirs.append(d)
+    rule = ms.tune_threshold(dirs, "mprage")
+    assert rule["sign"] == -1 and -5.0 < rule["threshold"] < -1.0
+    x = read_image(dirs[0] / "mprage.nii.gz").data
+    assert ms.apply_threshold(x, rule).sum() == pytest.approx(64, abs=3)
+
+
 def test_native_metrics_score_on_the_raters_grid(tmp_path):
     """A coarse prediction is interpolated onto the native mask's grid before scoring."""
     native = np.zeros((36, 36, 36), np.uint8)
@@ -176,7 +195,6 @@ def test_threshold_baseline_and_summary(cohort):
     assert base["model"].unique().tolist() == ["threshold"] and len(base) == 2
     assert base["dsc"].mean() > 0.3  # FLAIR lesions are hyperintense
     assert rule["sign"] == 1 and rule["threshold"] > 0  # above the WM peak
-    assert ms.tune_threshold(dirs[:4], "mprage")["sign"] == -1  # MPRAGE lesions are dark
     per_case = pd.concat([base, base.assign(model="x", dsc=0.0, hd95_mm=float("inf"))])
     table = ms.summarize(per_case)
     assert table["model"].tolist() == ["threshold", "x"]
