@@ -96,6 +96,8 @@ def test_ms_real_check_on_patient26(snakemake, workdir):
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     # (the rule's own line: this test's tmp path also contains "ms_real")
     assert "rule ms_real:" not in snakemake(workdir, "-n", "--forceall").stdout
+    asked = snakemake(workdir, "-n", "results/ms/real.tsv", check=False)
+    assert asked.returncode != 0 and "needs a real cohort" in asked.stdout + asked.stderr
     (workdir.parent / "shared" / "data" / "ms").mkdir(parents=True)
     (workdir.parent / "shared" / "data" / "ms" / "open_ms_data").symlink_to(OPEN_MS)
     assert "rule ms_real:" in snakemake(workdir, "-n", "--forceall").stdout

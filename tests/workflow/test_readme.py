@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from shared_data import SHARED_DATA
 from workflow_copy import SNAKEMAKE, make_workdir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -166,7 +167,12 @@ def run_readme_command(cmd: Command, workdir: Path, report_dir: Path | None = No
 
 @pytest.fixture(scope="module")
 def readme_copy(tmp_path_factory) -> Path:
-    return make_workdir(tmp_path_factory.mktemp("readme"), repo_config=True, extra=EXTRA)
+    """A copy of the repository as a user has it: with the project's shared data beside it
+    (where present), which README commands such as the real-patient check rely on."""
+    base = tmp_path_factory.mktemp("readme")
+    if SHARED_DATA.is_dir():
+        (base / "shared").symlink_to(SHARED_DATA.parent)
+    return make_workdir(base / "repo", repo_config=True, extra=EXTRA)
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=[c.id for c in COMMANDS])

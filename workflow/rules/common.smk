@@ -158,6 +158,12 @@ def ms_real_check_cases():
     """case ID -> MSCase of the real-check cohort."""
     from voxflow.io.layouts.ms import read_cohort
 
+    if not ms_real_root():
+        raise WorkflowError(
+            "results/ms/real.tsv needs a real cohort: set ms.real_check.root to an "
+            f"{ms_cfg()['real_check']['layout']} folder ('auto' looks for {MS_SHARED_REAL} "
+            "beside the workflow, which is not there)"
+        )
     return {
         c.case: c for c in read_cohort(ms_cfg()["real_check"]["layout"], ms_real_root())
     }
