@@ -193,9 +193,9 @@ def random_flips(x, p: float = 0.5):
 def channel_dropout(x, p: float):
     """Batch ``x`` (N, C, *spatial) where each sample, with probability ``p``, has a random
     non-empty proper subset of its channels set to zero (torch's global RNG), so that a
-    multi-channel model also works on cohorts that lack a channel (zeros = the mean of a
-    Z-normalised image). Only while gradients are on: validation and inference see every
-    channel."""
+    multi-channel model also works on cohorts that lack a channel (zeros = the WM level of a
+    peak-normalised image, the mean of a Z-scored one). Only while gradients are on:
+    validation and inference see every channel."""
     import torch
 
     if not 0 <= p <= 1:

@@ -134,6 +134,13 @@ def ms_runs():
     return [(m, c) for m in ms_cfg()["models"] for c in channels]
 
 
+def ms_inference_cfg():
+    """The settings sliding-window inference needs (ms_evaluate, ms_real)."""
+    return {
+        k: ms_cfg()[k] for k in ("patch_size", "patch_overlap", "threshold", "model")
+    }
+
+
 def ms_train_settings(channel):
     """The effective train settings of one channel (base + that channel's overrides)."""
     return {**ms_cfg()["train"], **ms_cfg()["train_overrides"].get(channel, {})}

@@ -131,10 +131,7 @@ rule ms_evaluate:
         mem_mb=8000,
         runtime=60,
     params:
-        cfg=lambda wc: {
-            k: ms_cfg()[k]
-            for k in ("patch_size", "patch_overlap", "threshold", "model")
-        },
+        cfg=lambda wc: ms_inference_cfg(),
         channels=lambda wc: ms_available_channels(),
         device=config["device"],
     script:
@@ -233,10 +230,7 @@ rule ms_real:
         runs=lambda wc: ms_runs(),
         channels=lambda wc: ms_available_channels(),
         cases=lambda wc: list(ms_real_check_cases()),
-        cfg=lambda wc: {
-            k: ms_cfg()[k]
-            for k in ("patch_size", "patch_overlap", "threshold", "model")
-        },
+        cfg=lambda wc: ms_inference_cfg(),
         device=config["device"],
     script:
         "../scripts/ms_real.py"

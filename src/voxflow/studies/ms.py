@@ -18,7 +18,7 @@ import pandas as pd
 
 from voxflow.errors import VoxflowError
 from voxflow.evaluate.metrics import dice, hd95, iou, lesion_detection
-from voxflow.io.images import check_finite, check_same_grid, read_image, write_nifti
+from voxflow.io.images import Volume, check_finite, check_same_grid, read_image, write_nifti
 from voxflow.io.layouts.ms import MSCase
 from voxflow.preprocess.crop import bounding_box, crop_affine, foreground
 from voxflow.preprocess.normalize import peak_normalise, zscore
@@ -105,8 +105,9 @@ def _subjects(case_dirs: list[Path], channels: list[str]):
 
 
 def _input_tensor(batch_or_subject: Any, channels: list[str]):
-    """The model input: the channels stacked in order; a missing one is zeros (the mean of a
-    Z-normalised image: no information, as channel dropout taught the multi-channel model)."""
+    """The model input: the channels stacked in order; a missing one is zeros (the WM level of a
+    peak-normalised image, the mean of a Z-scored one: no lesion information, as channel
+    dropout taught the multi-channel model)."""
     import torch
 
     ref = batch_or_subject["label"]["data"]
@@ -228,6 +229,29 @@ def case_metrics(prob: np.ndarray, truth: np.ndarray, spacing, threshold: float)
     }
 
 
+def _predictions(
+    model_name: str,
+    channel: str,
+    available: list[str],
+    weights: Path,
+    case_dirs: list[Path],
+    cfg: dict[str, Any],
+    device: str,
+):
+    """(TorchIO subject, sliding-window probabilities) of each case folder, one model."""
+    from voxflow.train.device import select_device
+    from voxflow.train.loop import load_weights
+
+    chans = channels_of(channel, available)
+    dev = select_device(device)
+    model = load_weights(build_model(model_name, len(chans), cfg["model"]), weights, dev).to(dev)
+    for subject in _subjects(case_dirs, chans):
+        yield (
+            subject,
+            predict_volume(model, subject, chans, cfg["patch_size"], cfg["patch_overlap"], dev),
+        )
+
+
 def evaluate_model(
     model_name: str,
     channel: str,
@@ -238,15 +262,10 @@ def evaluate_model(
     device: str,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Per test subject DSC, IoU, HD95 (mm) and lesion-wise F1; also the predictions."""
-    from voxflow.train.device import select_device
-    from voxflow.train.loop import load_weights
-
-    chans = channels_of(channel, available)
-    dev = select_device(device)
-    model = load_weights(build_model(model_name, len(chans), cfg["model"]), weights, dev).to(dev)
     rows, preds = [], {}
-    for subject in _subjects(test_dirs, chans):
-        prob = predict_volume(model, subject, chans, cfg["patch_size"], cfg["patch_overlap"], dev)
+    for subject, prob in _predictions(
+        model_name, channel, available, weights, test_dirs, cfg, device
+    ):
         truth = subject["label"].data[0].numpy() > 0
         spacing = subject["label"].spacing
         rows.append(
@@ -261,8 +280,9 @@ def evaluate_model(
     return pd.DataFrame(rows), preds
 
 
-def _load_channel(d: Path, channel: str) -> tuple[np.ndarray, np.ndarray]:
-    return read_image(d / f"{channel}.nii.gz").data, read_image(d / "mask.nii.gz").data > 0
+def _load_channel(d: Path, channel: str) -> tuple[np.ndarray, Volume]:
+    """One preprocessed channel's array and the case's mask (a Volume: data, spacing, affine)."""
+    return read_image(d / f"{channel}.nii.gz").data, read_image(d / "mask.nii.gz", dtype=None)
 
 
 def tune_threshold(
@@ -273,13 +293,12 @@ def tune_threshold(
     default 100 values evenly spread between the 0.01st and 99.99th percentiles of the
     training voxels, whatever the normalisation (lesions are the top or bottom few tenths of
     a percent, so evenly spread quantiles would step over them)."""
-    train = [_load_channel(d, channel) for d in train_dirs]
+    train = [(x, m.data > 0) for x, m in (_load_channel(d, channel) for d in train_dirs)]
     if threshold_grid is None:
         pooled = np.concatenate([x.ravel() for x, _ in train])
         threshold_grid = np.linspace(*np.percentile(pooled, [0.01, 99.99]), 100)
-    grid = threshold_grid
     t, sign = max(
-        ((t, sign) for t in grid for sign in (1, -1)),
+        ((t, sign) for t in threshold_grid for sign in (1, -1)),
         key=lambda ts: np.mean([dice(ts[1] * x >= ts[1] * ts[0], m) for x, m in train]),
     )
     log.info("threshold baseline %s: %s %.2f", channel, ">=" if sign > 0 else "<=", t)
@@ -303,14 +322,13 @@ def threshold_baseline(
     rule = tune_threshold(train_dirs, channel, threshold_grid)
     rows = []
     for d in test_dirs:
-        x, m = _load_channel(d, channel)
-        spacing = read_image(d / "mask.nii.gz").spacing
+        x, mask = _load_channel(d, channel)
         rows.append(
             {
                 "model": "threshold",
                 "channel": channel,
                 "case": d.name,
-                **case_metrics(apply_threshold(x, rule), m, spacing, 0.5),
+                **case_metrics(apply_threshold(x, rule), mask.data > 0, mask.spacing, 0.5),
             }
         )
     return pd.DataFrame(rows), rule
@@ -342,10 +360,6 @@ def real_check(
     grid: one row per (model, channel, case) with the channels the case supplied. A
     single-channel model whose channel the cohort lacks is skipped (logged); the multi-channel
     model gets zeros for a missing channel."""
-    from voxflow.train.device import select_device
-    from voxflow.train.loop import load_weights
-
-    dev = select_device(device)
     rows = []
 
     def present(d: Path, chans: list[str]) -> list[str]:
@@ -367,22 +381,20 @@ def real_check(
             log.info("%s %s: skipped on cases without %s", model_name, channel, chans)
         if not usable:
             continue
-        model = load_weights(build_model(model_name, len(chans), cfg["model"]), weights, dev)
-        model = model.to(dev)
-        for subject, d in zip(_subjects(usable, chans), usable, strict=True):
-            prob = predict_volume(
-                model, subject, chans, cfg["patch_size"], cfg["patch_overlap"], dev
-            )
-            affine = read_image(d / "mask.nii.gz").affine
+        predictions = _predictions(
+            model_name, channel, trained_channels, weights, usable, cfg, device
+        )
+        for d, (subject, prob) in zip(usable, predictions, strict=True):
+            affine = subject["label"].affine
             metrics = native_metrics(prob, affine, native_masks[d.name], cfg["threshold"])
             rows.append(row(model_name, channel, d, present(d, chans), metrics))
     for channel, rule in thresholds.items():
         for d in real_dirs:
             if not present(d, [channel]):
                 continue
-            x, _ = _load_channel(d, channel)
-            affine = read_image(d / "mask.nii.gz").affine
-            metrics = native_metrics(apply_threshold(x, rule), affine, native_masks[d.name], 0.5)
+            x, mask = _load_channel(d, channel)
+            binary = apply_threshold(x, rule)
+            metrics = native_metrics(binary, mask.affine, native_masks[d.name], 0.5)
             rows.append(row("threshold", channel, d, [channel], metrics))
     if not rows:
         raise VoxflowError("ms real check: no model or threshold could run on the real cohort")
