@@ -1,8 +1,9 @@
 import hashlib
+import re
 
 import pandas as pd
 import pytest
-from workflow_copy import rule_bodies
+from workflow_copy import REPO, rule_bodies
 
 
 def _md5s(paths):
@@ -111,6 +112,44 @@ def test_every_rule_declares_log_conda_threads_resources(repo):
     for name, _, body in rule_bodies(repo):
         for directive in ("log:", "conda:", "threads:", "resources:", "mem_mb=", "runtime="):
             assert directive in body, f"rule {name} lacks {directive}"
+
+
+def test_every_rule_benchmarks_beside_its_log(repo):
+    """benchmarks/demo.py finds a job's wall/CPU/RSS next to its log, for every rule."""
+    for name, _, body in rule_bodies(repo):
+        log = re.search(r'log:\n\s+"(logs/[^"]+)\.log",?\n', body)
+        bench = re.search(r'benchmark:\n\s+"([^"]+)",?\n', body)
+        assert log and bench, f"rule {name} lacks a log: or benchmark: file"
+        assert bench.group(1) == f"{log.group(1)}.benchmark.tsv", name
+        assert f"/{name}/" in log.group(1), f"rule {name}: logs/<study>/{name}/... expected"
+
+
+@pytest.mark.slow
+def test_benchmark_report_of_a_finished_run(finished_workdir, capsys):
+    """The per-rule table and the critical path come from what the run left behind."""
+    demo = _load_benchmark_script()
+    rows = demo.benchmark_rows(finished_workdir)
+    table = {r[0]: r for r in demo.rule_table(rows)}
+    assert table["brain_phantom"][1] == 2 and table["brain_phantom_qc"][1] == 1
+    for rule, jobs, wall, longest, _cpu, _rss in table.values():
+        assert jobs >= 1 and wall > 0 and longest <= wall, rule
+    path = demo.critical_path(demo.read_metadata(finished_workdir))
+    rules = [job.rule for job in path]
+    assert rules[0] == "brain_template" and rules[-1] == "brain_phantom_qc", rules
+    assert all(a.end <= b.start + 1.0 for a, b in zip(path, path[1:], strict=False))
+    assert any(j.outputs[0].endswith("phantom_qc.tsv") for j in path)
+    demo.report(finished_workdir)
+    out = capsys.readouterr().out
+    assert "brain_phantom " in out and "critical path" in out and "jobs: " in out
+
+
+def _load_benchmark_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_bench", REPO / "benchmarks/demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _dicom_config(workdir, folder_name):

@@ -74,9 +74,11 @@ def third_party_imports(script: Path) -> set[str]:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif (  # find_spec("pkg"): a package used for its data files, not imported
+            elif (  # find_spec("pkg"): a package used for its data files, not imported;
+                # lazy_import("pkg"): imported at first use (voxflow.lazy)
                 isinstance(node, ast.Call)
-                and getattr(node.func, "attr", getattr(node.func, "id", None)) == "find_spec"
+                and getattr(node.func, "attr", getattr(node.func, "id", None))
+                in ("find_spec", "lazy_import")
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):

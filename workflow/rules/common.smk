@@ -510,3 +510,16 @@ def mgmt_splits_names():
 MGMT_MODELS = ["2d", "3d"]
 # settings of the training jobs (a change reruns training; the bootstrap does not)
 MGMT_TRAIN_KEYS = ["models", "train", "augment"]
+
+
+
+# ---- scheduling -----------------------------------------------------------------------------
+# Snakemake's job rate limiter (--max-jobs-per-timespan, default 100/1s) re-arms a 1 s timer at
+# the end of every scheduling round in which jobs wait for cores, and every finished job starts
+# a round: on a busy 2-core run the timers pile up, one per finished job, and the scheduler
+# re-selects jobs (and stats every input of every waiting job) many times a second. It cost
+# the demo several CPU minutes (README "Speed"). Local jobs gain nothing from the limit, so
+# local runs drop it; executors that submit to a queue (SLURM) keep it.
+onstart:
+    if workflow.local_exec and hasattr(workflow.scheduler, "job_rate_limiter"):
+        workflow.scheduler.job_rate_limiter = None

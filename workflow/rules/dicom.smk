@@ -6,6 +6,8 @@ rule dicom_to_nifti:
         sidecar="results/dicom/{name}.json",
     log:
         "logs/dicom/dicom_to_nifti/{name}.log",
+    benchmark:
+        "logs/dicom/dicom_to_nifti/{name}.benchmark.tsv"
     conda:
         "../../envs/imaging.yaml"
     threads: 1

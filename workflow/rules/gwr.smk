@@ -3,6 +3,8 @@ rule gwr_template:
         "resources/gwr/template.npz",
     log:
         "logs/gwr/gwr_template/all.log",
+    benchmark:
+        "logs/gwr/gwr_template/all.benchmark.tsv"
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -26,6 +28,8 @@ rule gwr_phantom:
         params="resources/gwr/truth/{patient}/params.json",
     log:
         "logs/gwr/gwr_phantom/{patient}.log",
+    benchmark:
+        "logs/gwr/gwr_phantom/{patient}.benchmark.tsv"
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -49,6 +53,8 @@ rule gwr_phantom_outcomes:
         "resources/gwr/phantom/outcomes.csv",
     log:
         "logs/gwr/gwr_phantom_outcomes/all.log",
+    benchmark:
+        "logs/gwr/gwr_phantom_outcomes/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -72,6 +78,8 @@ rule gwr_ct_to_nifti:
         sidecar="results/gwr/ct/{patient}.json",
     log:
         "logs/gwr/gwr_ct_to_nifti/{patient}.log",
+    benchmark:
+        "logs/gwr/gwr_ct_to_nifti/{patient}.benchmark.tsv"
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -99,6 +107,8 @@ rule gwr_registration_table:
         "results/gwr/registration.tsv",
     log:
         "logs/gwr/gwr_registration_table/all.log",
+    benchmark:
+        "logs/gwr/gwr_registration_table/all.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -122,6 +132,8 @@ rule gwr_preprocess:
         ),
     log:
         "logs/gwr/gwr_preprocess/{patient}.log",
+    benchmark:
+        "logs/gwr/gwr_preprocess/{patient}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -140,6 +152,8 @@ rule gwr_split:
         "results/gwr/split.tsv",
     log:
         "logs/gwr/gwr_split/all.log",
+    benchmark:
+        "logs/gwr/gwr_split/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -166,6 +180,8 @@ rule gwr_fingerprint:
         "results/gwr/fingerprint.json",
     log:
         "logs/gwr/gwr_fingerprint/all.log",
+    benchmark:
+        "logs/gwr/gwr_fingerprint/all.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -198,6 +214,8 @@ rule gwr_train:
         ),
     log:
         "logs/gwr/gwr_train/{gwrmodel}.log",
+    benchmark:
+        "logs/gwr/gwr_train/{gwrmodel}.benchmark.tsv"
     priority: 10
     conda:
         "../../envs/torch.yaml"
@@ -228,6 +246,8 @@ rule gwr_predict:
         expand("results/gwr/pred/{{gwrmodel}}/{p}.nii.gz", p=gwr_patients()),
     log:
         "logs/gwr/gwr_predict/{gwrmodel}.log",
+    benchmark:
+        "logs/gwr/gwr_predict/{gwrmodel}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["train_threads"]
@@ -266,6 +286,8 @@ rule gwr_evaluate:
         ),
     log:
         "logs/gwr/gwr_evaluate/{anymodel}.log",
+    benchmark:
+        "logs/gwr/gwr_evaluate/{anymodel}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -303,6 +325,8 @@ rule gwr_table:
         ),
     log:
         "logs/gwr/gwr_table/all.log",
+    benchmark:
+        "logs/gwr/gwr_table/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -327,6 +351,8 @@ rule gwr_nnunet_dataset:
         f"{GWR_NNUNET}/nnUNet_raw/{gwr_nnunet_dataset()}/dataset.json",
     log:
         "logs/gwr/gwr_nnunet_dataset/all.log",
+    benchmark:
+        "logs/gwr/gwr_nnunet_dataset/all.benchmark.tsv"
     conda:
         "../../envs/nnunet.yaml"
     threads: 1
@@ -348,6 +374,8 @@ rule gwr_nnunet_plan:
         split=f"{GWR_NNUNET}/nnUNet_preprocessed/{gwr_nnunet_dataset()}/splits_final.json",
     log:
         "logs/gwr/gwr_nnunet_plan/all.log",
+    benchmark:
+        "logs/gwr/gwr_nnunet_plan/all.benchmark.tsv"
     conda:
         "../../envs/nnunet.yaml"
     threads: 1
@@ -369,6 +397,8 @@ rule gwr_nnunet_train:
         gwr_nnunet_checkpoint(),
     log:
         "logs/gwr/gwr_nnunet_train/all.log",
+    benchmark:
+        "logs/gwr/gwr_nnunet_train/all.benchmark.tsv"
     priority: 10
     conda:
         "../../envs/nnunet.yaml"
@@ -393,6 +423,8 @@ rule gwr_nnunet_predict:
         expand("results/gwr/pred/nnunet/{p}.nii.gz", p=gwr_patients()),
     log:
         "logs/gwr/gwr_nnunet_predict/all.log",
+    benchmark:
+        "logs/gwr/gwr_nnunet_predict/all.benchmark.tsv"
     conda:
         "../../envs/nnunet.yaml"
     threads: config["train_threads"]

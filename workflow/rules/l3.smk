@@ -4,6 +4,8 @@ rule l3_phantom:
         params=f"{L3_TRUTH_ROOT}/{{patient}}/params.json",
     log:
         "logs/l3/l3_phantom/{patient}.log",
+    benchmark:
+        "logs/l3/l3_phantom/{patient}.benchmark.tsv"
     wildcard_constraints:
         patient=r"p[0-9]+",
     conda:
@@ -29,6 +31,8 @@ rule l3_phantom_labels:
         f"{L3_PHANTOM_ROOT}/l3_labels.csv",
     log:
         "logs/l3/l3_phantom_labels/all.log",
+    benchmark:
+        "logs/l3/l3_phantom_labels/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -49,6 +53,8 @@ rule l3_ct_to_nifti:
         sidecar="results/l3/ct/{patient}.json",
     log:
         "logs/l3/l3_ct_to_nifti/{patient}.log",
+    benchmark:
+        "logs/l3/l3_ct_to_nifti/{patient}.benchmark.tsv"
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -76,6 +82,8 @@ rule l3_preprocess:
         "results/l3/slices/{patient}.npz",
     log:
         "logs/l3/l3_preprocess/{patient}.log",
+    benchmark:
+        "logs/l3/l3_preprocess/{patient}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -96,6 +104,8 @@ rule l3_folds:
         "results/l3/folds.tsv",
     log:
         "logs/l3/l3_folds/all.log",
+    benchmark:
+        "logs/l3/l3_folds/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -119,6 +129,8 @@ rule l3_tune:
         "results/l3/optuna/{arm}/fold{fold}/worker{worker}.tsv",
     log:
         "logs/l3/l3_tune/{arm}_fold{fold}_worker{worker}.log",
+    benchmark:
+        "logs/l3/l3_tune/{arm}_fold{fold}_worker{worker}.benchmark.tsv"
     priority: 10
     conda:
         "../../envs/torch.yaml"
@@ -149,6 +161,8 @@ rule l3_best:
         trials="results/l3/optuna/{arm}/fold{fold}/trials.tsv",
     log:
         "logs/l3/l3_best/{arm}_fold{fold}.log",
+    benchmark:
+        "logs/l3/l3_best/{arm}_fold{fold}.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -178,6 +192,8 @@ rule l3_train:
         ),
     log:
         "logs/l3/l3_train/{arm}_fold{fold}.log",
+    benchmark:
+        "logs/l3/l3_train/{arm}_fold{fold}.benchmark.tsv"
     priority: 10
     conda:
         "../../envs/torch.yaml"
@@ -202,6 +218,8 @@ rule l3_predict:
         "results/l3/pred/{arm}/fold{fold}.tsv",
     log:
         "logs/l3/l3_predict/{arm}_fold{fold}.log",
+    benchmark:
+        "logs/l3/l3_predict/{arm}_fold{fold}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["train_threads"]
@@ -243,6 +261,8 @@ rule l3_table:
         ),
     log:
         "logs/l3/l3_table/all.log",
+    benchmark:
+        "logs/l3/l3_table/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:

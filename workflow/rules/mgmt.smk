@@ -5,6 +5,8 @@ rule mgmt_phantom:
         planted=MGMT_PLANTED,
     log:
         "logs/mgmt/mgmt_phantom/all.log",
+    benchmark:
+        "logs/mgmt/mgmt_phantom/all.benchmark.tsv"
     conda:
         "../../envs/imaging.yaml"
     # one job, patients in parallel processes: a job per patient would pay a Python start-up
@@ -28,6 +30,8 @@ rule mgmt_ingest:
         directory("results/mgmt/cases/shard{shard}"),
     log:
         "logs/mgmt/mgmt_ingest/shard{shard}.log",
+    benchmark:
+        "logs/mgmt/mgmt_ingest/shard{shard}.benchmark.tsv"
     wildcard_constraints:
         shard=r"[0-9]+",
     conda:
@@ -52,6 +56,8 @@ rule mgmt_splits:
         "results/mgmt/splits.tsv",
     log:
         "logs/mgmt/mgmt_splits/all.log",
+    benchmark:
+        "logs/mgmt/mgmt_splits/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -91,6 +97,8 @@ rule mgmt_train:
         ),
     log:
         "logs/mgmt/mgmt_train/{mgmtmodel}_{split}.log",
+    benchmark:
+        "logs/mgmt/mgmt_train/{mgmtmodel}_{split}.benchmark.tsv"
     priority: 10
     conda:
         "../../envs/torch.yaml"
@@ -135,6 +143,8 @@ rule mgmt_table:
         ),
     log:
         "logs/mgmt/mgmt_table/all.log",
+    benchmark:
+        "logs/mgmt/mgmt_table/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:

@@ -12,6 +12,8 @@ rule ms_phantom:
         ),
     log:
         "logs/ms/ms_phantom/all.log",
+    benchmark:
+        "logs/ms/ms_phantom/all.benchmark.tsv"
     conda:
         "../../envs/imaging.yaml"
     # one job, subjects in parallel processes: a job per subject would pay a Python start-up
@@ -38,6 +40,8 @@ rule ms_preprocess:
         ),
     log:
         "logs/ms/ms_preprocess/{case}.log",
+    benchmark:
+        "logs/ms/ms_preprocess/{case}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -56,6 +60,8 @@ rule ms_split:
         "results/ms/split.tsv",
     log:
         "logs/ms/ms_split/all.log",
+    benchmark:
+        "logs/ms/ms_split/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -87,6 +93,8 @@ rule ms_train:
         ),
     log:
         "logs/ms/ms_train/{model}_{channel}.log",
+    benchmark:
+        "logs/ms/ms_train/{model}_{channel}.benchmark.tsv"
     # longest jobs first: evaluations and baselines then fill the cores while the last train
     priority: 10
     conda:
@@ -123,6 +131,8 @@ rule ms_evaluate:
         ),
     log:
         "logs/ms/ms_evaluate/{model}_{channel}.log",
+    benchmark:
+        "logs/ms/ms_evaluate/{model}_{channel}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["train_threads"]
@@ -147,6 +157,8 @@ rule ms_threshold_baseline:
         rule="results/ms/eval/threshold/{channel}.json",
     log:
         "logs/ms/ms_threshold_baseline/{channel}.log",
+    benchmark:
+        "logs/ms/ms_threshold_baseline/{channel}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -170,6 +182,8 @@ rule ms_table:
         per_case="results/ms/per_subject.tsv",
     log:
         "logs/ms/ms_table/all.log",
+    benchmark:
+        "logs/ms/ms_table/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -192,6 +206,8 @@ rule ms_real_preprocess:
         ),
     log:
         "logs/ms/ms_real_preprocess/{case}.log",
+    benchmark:
+        "logs/ms/ms_real_preprocess/{case}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -219,6 +235,8 @@ rule ms_real:
         report("results/ms/real.tsv", caption="../report/ms_real.rst", category="ms"),
     log:
         "logs/ms/ms_real/all.log",
+    benchmark:
+        "logs/ms/ms_real/all.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["train_threads"]

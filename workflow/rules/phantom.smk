@@ -3,6 +3,8 @@ rule brain_template:
         "resources/brain/template.npz",
     log:
         "logs/brain/brain_template/all.log",
+    benchmark:
+        "logs/brain/brain_template/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -24,6 +26,8 @@ rule brain_phantom:
         expand("resources/brain/{{subject}}/{map}.nii.gz", map=BRAIN_MAPS),
     log:
         "logs/brain/brain_phantom/{subject}.log",
+    benchmark:
+        "logs/brain/brain_phantom/{subject}.benchmark.tsv"
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -57,6 +61,8 @@ rule brain_phantom_qc:
         ),
     log:
         "logs/brain/brain_phantom_qc/all.log",
+    benchmark:
+        "logs/brain/brain_phantom_qc/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:

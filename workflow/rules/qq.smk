@@ -5,6 +5,8 @@ rule qq_phantom:
         expand("resources/qq/phantom/{{subject}}/{f}", f=QQ_FILES),
     log:
         "logs/qq/qq_phantom/{subject}.log",
+    benchmark:
+        "logs/qq/qq_phantom/{subject}.benchmark.tsv"
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -32,6 +34,8 @@ rule qq_crop:
         ),
     log:
         "logs/qq/qq_crop/{subject}.log",
+    benchmark:
+        "logs/qq/qq_crop/{subject}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -50,6 +54,8 @@ rule qq_split:
         "results/qq/split.tsv",
     log:
         "logs/qq/qq_split/all.log",
+    benchmark:
+        "logs/qq/qq_split/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:
@@ -73,6 +79,8 @@ rule qq_normalisation:
         "results/qq/normalisation.json",
     log:
         "logs/qq/qq_normalisation/all.log",
+    benchmark:
+        "logs/qq/qq_normalisation/all.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -101,6 +109,8 @@ rule qq_train:
         ),
     log:
         "logs/qq/qq_train/{qqmodel}.log",
+    benchmark:
+        "logs/qq/qq_train/{qqmodel}.benchmark.tsv"
     # longest jobs first: the fit and evaluations then fill the cores
     priority: 10
     conda:
@@ -130,6 +140,8 @@ rule qq_evaluate:
         ),
     log:
         "logs/qq/qq_evaluate/{qqmodel}.log",
+    benchmark:
+        "logs/qq/qq_evaluate/{qqmodel}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["train_threads"]
@@ -154,6 +166,8 @@ rule qq_fit:
         pred="results/qq/pred/nlls/{subject}.nii.gz",
     log:
         "logs/qq/qq_fit/{subject}.log",
+    benchmark:
+        "logs/qq/qq_fit/{subject}.benchmark.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -196,6 +210,8 @@ rule qq_table:
         ),
     log:
         "logs/qq/qq_table/all.log",
+    benchmark:
+        "logs/qq/qq_table/all.benchmark.tsv"
     # cheap: runs on the submitting host on a cluster
     localrule: True
     conda:

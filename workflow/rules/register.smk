@@ -13,6 +13,8 @@ rule register_mr_to_ct:
         ),
     log:
         "logs/{study}/register_mr_to_ct/{patient}.log",
+    benchmark:
+        "logs/{study}/register_mr_to_ct/{patient}.benchmark.tsv"
     conda:
         "../../envs/imaging.yaml"
     threads: 1

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
+
+from voxflow.lazy import lazy_import
+
+ndimage = lazy_import("scipy.ndimage")  # voxflow.lazy: not at Snakemake's DAG build
 
 
 def _binary(a: np.ndarray) -> np.ndarray:

@@ -12,11 +12,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from voxflow.errors import input_error
 from voxflow.io.atomic import write_bytes_atomic
+from voxflow.lazy import lazy_import
+
+nib = lazy_import("nibabel")  # voxflow.lazy: not at Snakemake's DAG build
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")

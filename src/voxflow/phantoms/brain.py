@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import ndimage
 
 from voxflow.errors import VoxflowError, input_error
 from voxflow.io.atomic import write_bytes_atomic
 from voxflow.io.images import write_nifti
+from voxflow.lazy import lazy_import
 from voxflow.seeding import rng
+
+ndimage = lazy_import("scipy.ndimage")  # voxflow.lazy: not at Snakemake's DAG build
 
 if TYPE_CHECKING:  # pandas costs ~0.5 s to import; only the QC table needs it
     import pandas as pd

@@ -29,11 +29,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from voxflow.errors import VoxflowError
 from voxflow.io.atomic import atomic_path, write_json
 from voxflow.io.images import LPS_TO_RAS, write_nifti
+from voxflow.lazy import lazy_import
 from voxflow.phantoms.brain import (
     BrainAnatomy,
     BrainPhantomConfig,
@@ -43,6 +43,8 @@ from voxflow.phantoms.brain import (
     make_brain,
 )
 from voxflow.seeding import rng
+
+ndimage = lazy_import("scipy.ndimage")  # voxflow.lazy: not at Snakemake's DAG build
 
 log = logging.getLogger(__name__)
 

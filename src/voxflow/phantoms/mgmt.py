@@ -36,12 +36,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from voxflow.errors import VoxflowError
 from voxflow.io.atomic import write_text_atomic
 from voxflow.io.dicom_write import write_series
 from voxflow.io.images import LPS_TO_RAS
+from voxflow.lazy import lazy_import
 from voxflow.phantoms.brain import (
     BrainPhantomConfig,
     Template,
@@ -53,6 +53,8 @@ from voxflow.phantoms.brain import (
 from voxflow.phantoms.ms import bias_field
 from voxflow.phantoms.qq import smooth_field
 from voxflow.seeding import rng
+
+ndimage = lazy_import("scipy.ndimage")  # voxflow.lazy: not at Snakemake's DAG build
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from voxflow.errors import VoxflowError
 from voxflow.io.images import write_nifti
+from voxflow.lazy import lazy_import
 from voxflow.phantoms.brain import (
     BrainAnatomy,
     BrainPhantomConfig,
@@ -40,6 +40,8 @@ from voxflow.phantoms.brain import (
     worker_template,
 )
 from voxflow.seeding import rng
+
+ndimage = lazy_import("scipy.ndimage")  # voxflow.lazy: not at Snakemake's DAG build
 
 CHANNELS = ("flair", "mprage", "pd", "t2")
 # Ranges of the per-subject intensities relative to WM = 1: each spans §B1's value (and its

@@ -25,14 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from voxflow.errors import VoxflowError
 from voxflow.io.atomic import write_json
 from voxflow.io.images import write_nifti
+from voxflow.lazy import lazy_import
 from voxflow.phantoms.brain import BrainAnatomy
 from voxflow.physics import qq_model
 from voxflow.seeding import rng
+
+ndimage = lazy_import("scipy.ndimage")  # voxflow.lazy: not at Snakemake's DAG build
 
 # SD of the smooth within-tissue fields (relative for S0, R2, v; ppm for chi_nb). Together with
 # the per-subject tissue means (tissue_spread) they decide how well Y can be known at all:

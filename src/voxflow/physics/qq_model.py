@@ -27,9 +27,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from voxflow.errors import VoxflowError
+from voxflow.lazy import lazy_import
+
+special = lazy_import("scipy.special")  # voxflow.lazy: not at Snakemake's DAG build
 
 PARAMS = ("S0", "R2", "Y", "v", "chi_nb")
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from voxflow.errors import VoxflowError
 from voxflow.io.images import Volume
+from voxflow.lazy import lazy_import
+
+ndimage = lazy_import("scipy.ndimage")  # voxflow.lazy: not at Snakemake's DAG build
 
 
 def resampled_grid(
