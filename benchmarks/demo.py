@@ -124,20 +124,53 @@ def read_metadata(root: Path, since: float = 0.0) -> dict[str, Job]:
             continue
         if meta["endtime"] < since:
             continue
-        key = (meta.get("rule"), meta.get("starttime"), meta.get("endtime"))
+        # one job, several outputs, each with its own start/end record: its log names the job
+        key = (meta.get("rule"), tuple(meta.get("log") or ()) or name)
+        end = float(meta["endtime"])
         job = by_key.get(key)
         if job is None:
-            job = Job(
-                rule=str(meta.get("rule")),
-                outputs=[],
-                inputs=list(meta.get("input") or []),
-                start=float(meta.get("starttime") or meta["endtime"]),
-                end=float(meta["endtime"]),
+            start = float(meta.get("starttime") or end)
+            job = by_key[key] = Job(
+                str(meta.get("rule")), [], list(meta.get("input") or []), start, end
             )
-            by_key[key] = job
+        job.start, job.end = min(job.start, float(meta.get("starttime") or end)), max(job.end, end)
         job.outputs.append(name)
         jobs[name] = job
+    for (_, logs), job in by_key.items():
+        # Snakemake's starttime is when the job was handed to the executor (it may then wait
+        # for a worker); the job's benchmark file has the time it ran
+        wall = _benchmark_wall(root, list(logs) if isinstance(logs, tuple) else [])
+        if wall == wall:
+            job.start = job.end - wall
     return jobs
+
+
+def _benchmark_wall(root: Path, logs: list[str]) -> float:
+    """The wall seconds in the benchmark file beside a job's first log (NaN without one)."""
+    for log in logs:
+        path = root / f"{log.removesuffix('.log')}.benchmark.tsv"
+        if path.is_file():
+            lines = path.read_text().splitlines()
+            if len(lines) >= 2:
+                values = zip(lines[0].split("\t"), lines[-1].split("\t"), strict=True)
+                return _number(dict(values), "s")
+    return float("nan")
+
+
+def busy_cores(jobs: dict[str, Job], threads: dict[str, int] | None = None) -> list[float]:
+    """Jobs running in each minute of the run (mean over the minute), from the job intervals."""
+    unique = list({id(j): j for j in jobs.values()}.values())
+    if not unique:
+        return []
+    t0 = min(j.start for j in unique)
+    minutes = int((max(j.end for j in unique) - t0) // 60) + 1
+    busy = [0.0] * minutes
+    for job in unique:
+        a, b = job.start - t0, job.end - t0
+        for m in range(int(a // 60), int(b // 60) + 1):
+            overlap = min(b, (m + 1) * 60) - max(a, m * 60)
+            busy[m] += max(0.0, overlap) / 60
+    return busy
 
 
 def critical_path(jobs: dict[str, Job]) -> list[Job]:
@@ -171,7 +204,11 @@ def report(root: Path, since: float = 0.0, wall: float | None = None) -> None:
     cpu_sum = sum(t[4] for t in table)
     print(f"{'total':<26}{len(rows):>5}{wall_sum:>9.1f}{'':>8}{cpu_sum:>9.1f}")
     print(f"jobs: {len(rows)} (benchmark files)")
-    path = critical_path(read_metadata(root, since))
+    jobs = read_metadata(root, since)
+    busy = busy_cores(jobs)
+    if busy:
+        print("jobs running, mean per minute: " + " ".join(f"{b:.1f}" for b in busy))
+    path = critical_path(jobs)
     if path:
         print("critical path (the longest chain of dependent jobs; job wall time, rule, output):")
         for job in path:

@@ -191,3 +191,18 @@ def test_foreground_sampling_map_puts_lesions_anywhere_in_the_patch():
     assert all(len(w) == 3 for w in where)  # ... and inside every patch
     with pytest.raises(VoxflowError, match="radius"):
         foreground_sampling_map(-1)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3, 8])
+def test_box_dilate_is_a_cube_dilation(radius):
+    from scipy import ndimage
+
+    from voxflow.augment import box_dilate
+
+    rng = np.random.default_rng(radius)
+    mask = rng.random((23, 17, 30)) > 0.995
+    mask[0, 0, 0] = mask[-1, -1, -1] = True  # edges
+    cube = np.ones((2 * radius + 1,) * 3, bool)
+    want = ndimage.binary_dilation(mask, structure=cube)
+    got = box_dilate(mask, radius)
+    assert got.dtype == np.uint8 and np.array_equal(got.astype(bool), want)

@@ -7,6 +7,9 @@ rule mgmt_phantom:
         "logs/mgmt/mgmt_phantom/all.log",
     benchmark:
         "logs/mgmt/mgmt_phantom/all.benchmark.tsv"
+    # first: a multi-threaded root job started early overlaps nothing; started later it
+    # waits for both cores to drain while one-thread jobs could run (README "Speed")
+    priority: 20
     conda:
         "../../envs/imaging.yaml"
     # one job, patients in parallel processes: a job per patient would pay a Python start-up

@@ -14,6 +14,9 @@ rule ms_phantom:
         "logs/ms/ms_phantom/all.log",
     benchmark:
         "logs/ms/ms_phantom/all.benchmark.tsv"
+    # first: a multi-threaded root job started early overlaps nothing; started later it
+    # waits for both cores to drain while one-thread jobs could run (README "Speed")
+    priority: 20
     conda:
         "../../envs/imaging.yaml"
     # one job, subjects in parallel processes: a job per subject would pay a Python start-up

@@ -164,6 +164,7 @@ def train_model(
         channel_dropout,
         foreground_sampling_map,
         patch_queue,
+        preload,
     )
     from voxflow.train.loop import Metric, TrainConfig, Trainer
     from voxflow.train.losses import BCEDiceLoss, soft_dice
@@ -174,7 +175,8 @@ def train_model(
     sampling = foreground_sampling_map(radius)
     aug = build_augmentation(cfg["augment"])
     train_ds = tio.SubjectsDataset(
-        _subjects(train_dirs, chans), transform=tio.Compose([aug, sampling]) if aug else sampling
+        preload(_subjects(train_dirs, chans)),
+        transform=tio.Compose([aug, sampling]) if aug else sampling,
     )
     lesion_p = cfg.get("lesion_probability", 1.0)
 
@@ -183,7 +185,7 @@ def train_model(
         return patch_queue(ds, size, n, label_name=SAMPLING_MAP, lesion_probability=lesion_p)
 
     train_loader = DataLoader(queue(train_ds), batch_size=cfg["batch_size"], num_workers=0)
-    val_ds = tio.SubjectsDataset(_subjects(val_dirs, chans), transform=sampling)
+    val_ds = tio.SubjectsDataset(preload(_subjects(val_dirs, chans)), transform=sampling)
     val_loader = DataLoader(queue(val_ds), batch_size=cfg["batch_size"], num_workers=0)
     drop = cfg.get("channel_dropout", 0.0) if len(chans) > 1 else 0.0
 
