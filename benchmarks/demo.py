@@ -235,6 +235,9 @@ def run(snakemake_args: list[str], py_spy: Path | None) -> None:
     cmd = ["bash", "run.sh", "demo", *snakemake_args]
     if py_spy is not None:
         spy = Path(sys.executable).with_name("py-spy")
+        if not spy.is_file():
+            hint = f"`{sys.executable} -m pip install py-spy` (needed for --py-spy only)"
+            sys.exit(f"{spy}: not installed; {hint}")
         cmd = [str(spy), "record", "--rate", "20", "--format", "speedscope"]
         cmd += ["-o", str(py_spy), "--", "bash", "run.sh", "demo", *snakemake_args]
     start = time.time()
