@@ -206,3 +206,31 @@ def test_box_dilate_is_a_cube_dilation(radius):
     want = ndimage.binary_dilation(mask, structure=cube)
     got = box_dilate(mask, radius)
     assert got.dtype == np.uint8 and np.array_equal(got.astype(bool), want)
+
+
+def test_box_dilate_leaves_other_axes_alone():
+    from voxflow.augment import box_dilate
+
+    mask = np.zeros((2, 9, 9, 9), bool)
+    mask[1, 4, 4, 4] = True
+    got = box_dilate(mask, 2, axes=(-3, -2, -1))
+    assert got[0].sum() == 0 and got[1].sum() == 125
+
+
+def test_preload_reads_images_once_within_the_limit(tmp_path):
+    import nibabel as nib
+
+    from voxflow.augment import preload
+
+    subjects = []
+    for i in range(3):
+        path = tmp_path / f"s{i}.nii.gz"
+        nib.save(nib.Nifti1Image(np.full((8, 8, 8), i, np.float32), np.eye(4)), path)
+        subjects.append(tio.Subject(image=tio.ScalarImage(path)))
+    preload(subjects[:2])
+    assert all(s.image._loaded for s in subjects[:2]) and not subjects[2].image._loaded
+    tiny = [tio.Subject(image=tio.ScalarImage(tmp_path / f"s{i}.nii.gz")) for i in range(3)]
+    preload(tiny, limit_mb=1e-6)  # the first one passes the limit: the rest stay on disk
+    assert [s.image._loaded for s in tiny] == [True, False, False]
+    ds = tio.SubjectsDataset(subjects)
+    assert [float(ds[i].image.data.mean()) for i in range(3)] == [0.0, 1.0, 2.0]

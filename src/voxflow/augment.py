@@ -96,12 +96,12 @@ def patch_queue(
 SAMPLING_MAP = "sampling"
 
 
-def box_dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``mask`` (bool, any number of axes) dilated by a cube of half-width ``radius`` voxels, as
-    uint8. Per axis a moving-window sum from a cumulative sum: O(voxels) whatever the radius
-    (3x faster than max-pooling at radius 8; the same result)."""
+def box_dilate(mask: np.ndarray, radius: int, axes: tuple[int, ...] | None = None) -> np.ndarray:
+    """``mask`` (bool) dilated by a box of half-width ``radius`` voxels along ``axes`` (default:
+    all; a cube in 3D), as uint8. Per axis a moving-window sum from a cumulative sum: O(voxels)
+    whatever the radius (3x faster than max-pooling at radius 8; the same result)."""
     out = mask.astype(np.int32)
-    for axis in range(out.ndim):
+    for axis in range(out.ndim) if axes is None else [a % out.ndim for a in axes]:
         n = out.shape[axis]
         pad = [(0, 0)] * out.ndim
         pad[axis] = (radius + 1, radius)
@@ -130,7 +130,7 @@ def foreground_sampling_map(radius: int, label_name: str = "label"):
     class ForegroundSamplingMap(tio.Transform):
         def apply_transform(self, subject):
             label = subject[label_name]
-            grown = box_dilate(label.data.numpy() > 0, radius)
+            grown = box_dilate(label.data.numpy() > 0, radius, axes=(-3, -2, -1))
             subject.add_image(
                 tio.LabelMap(tensor=torch.from_numpy(grown), affine=label.affine), SAMPLING_MAP
             )
