@@ -137,6 +137,7 @@ def read_metadata(root: Path, since: float = 0.0) -> dict[str, Job]:
         job.outputs.append(name)
         jobs[name] = job
     for (_, logs), job in by_key.items():
+        job.outputs.sort()
         # Snakemake's starttime is when the job was handed to the executor (it may then wait
         # for a worker); the job's benchmark file has the time it ran
         wall = _benchmark_wall(root, list(logs) if isinstance(logs, tuple) else [])

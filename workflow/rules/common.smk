@@ -512,7 +512,6 @@ MGMT_MODELS = ["2d", "3d"]
 MGMT_TRAIN_KEYS = ["models", "train", "augment"]
 
 
-
 # ---- scheduling -----------------------------------------------------------------------------
 # Snakemake's job rate limiter (--max-jobs-per-timespan, default 100/1s) re-arms a 1 s timer at
 # the end of every scheduling round in which jobs wait for cores, and every finished job starts
