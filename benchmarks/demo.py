@@ -19,7 +19,8 @@ totals.
   each gated by the input that was written last.
 
 ``report-profile PROFILE`` prints the functions where the sampled Snakemake process spent its
-time (own and cumulative share of samples) from a py-spy speedscope profile.
+CPU (own and cumulative share; samples of threads waiting on a lock, timer or child left out)
+from a py-spy speedscope profile.
 """
 
 from __future__ import annotations
@@ -269,6 +270,9 @@ def run(snakemake_args: list[str], py_spy: Path | None) -> None:
     report(REPO, since=start, wall=wall)
 
 
+IDLE = {"select", "sleep", "poll", "acquire", "_try_wait"}
+
+
 def report_profile(profile: Path, top: int = 25) -> None:
     """Own and cumulative sample shares per function from a speedscope profile."""
     data = json.loads(profile.read_text())
@@ -278,9 +282,11 @@ def report_profile(profile: Path, top: int = 25) -> None:
     total = 0
     for prof in data["profiles"]:
         for sample, weight in zip(prof["samples"], prof["weights"], strict=True):
+            leaf = frames[sample[-1]]["name"] if sample else ""
+            if not sample or "wait" in leaf.lower() or leaf in IDLE:
+                continue  # a thread blocked on a lock, a timer or a child: not CPU
             total += weight
-            if sample:
-                own[sample[-1]] += weight
+            own[sample[-1]] += weight
             for index in set(sample):
                 cumulative[index] += weight
 
@@ -290,7 +296,7 @@ def report_profile(profile: Path, top: int = 25) -> None:
         short = "/".join(file.split("/")[-2:])
         return f"{f['name']} ({short}:{f.get('line', '')})"
 
-    print(f"{total} samples")
+    print(f"{total:.1f} busy (sampled seconds, idle waits left out)")
     print("own %   function")
     for i, w in own.most_common(top):
         print(f"{100 * w / total:5.1f}  {name(i)}")
