@@ -59,10 +59,9 @@ def benchmark_rows(root: Path, since: float = 0.0) -> list[dict[str, float | str
     for path in sorted((root / "logs").rglob("*.benchmark.tsv")):
         if path.stat().st_mtime < since:
             continue
-        lines = path.read_text().splitlines()
-        if len(lines) < 2:
+        values = _read_benchmark(path)
+        if not values:
             continue
-        values = dict(zip(lines[0].split("\t"), lines[-1].split("\t"), strict=True))
         rows.append(
             {
                 "rule": path.parent.name,
@@ -73,6 +72,14 @@ def benchmark_rows(root: Path, since: float = 0.0) -> list[dict[str, float | str
             }
         )
     return rows
+
+
+def _read_benchmark(path: Path) -> dict[str, str]:
+    """Column -> value of a Snakemake benchmark file's last row ({} when it has none)."""
+    lines = path.read_text().splitlines()
+    if len(lines) < 2:
+        return {}
+    return dict(zip(lines[0].split("\t"), lines[-1].split("\t"), strict=True))
 
 
 def _number(values: dict[str, str], key: str) -> float:
@@ -151,15 +158,12 @@ def _benchmark_wall(root: Path, logs: list[str]) -> float:
     """The wall seconds in the benchmark file beside a job's first log (NaN without one)."""
     for log in logs:
         path = root / f"{log.removesuffix('.log')}.benchmark.tsv"
-        if path.is_file():
-            lines = path.read_text().splitlines()
-            if len(lines) >= 2:
-                values = zip(lines[0].split("\t"), lines[-1].split("\t"), strict=True)
-                return _number(dict(values), "s")
+        if path.is_file() and (values := _read_benchmark(path)):
+            return _number(values, "s")
     return float("nan")
 
 
-def busy_cores(jobs: dict[str, Job], threads: dict[str, int] | None = None) -> list[float]:
+def busy_cores(jobs: dict[str, Job]) -> list[float]:
     """Jobs running in each minute of the run (mean over the minute), from the job intervals."""
     unique = list({id(j): j for j in jobs.values()}.values())
     if not unique:
