@@ -273,3 +273,129 @@ def test_keep_last_saves_the_final_epoch_even_when_it_is_not_the_best(tmp_path):
         torch.testing.assert_close(v, last[k].cpu())
     with pytest.raises(VoxflowError, match="train.keep"):
         TrainConfig(keep="first")
+
+
+# ---- truncated or corrupt checkpoints --------------------------------------------------------
+
+
+def _corrupt(path: Path, how: str) -> bytes:
+    """Damage the checkpoint at ``path`` the way a full disk, a bad copy or bit rot would."""
+    data = path.read_bytes()
+    if how == "truncated":
+        bad = data[: len(data) // 2]
+    elif how == "garbage":
+        bad = torch.randint(0, 256, (len(data),), generator=torch.Generator().manual_seed(0))
+        bad = bytes(bad.to(torch.uint8).tolist())
+    elif how == "empty":
+        bad = b""
+    else:  # "missing_keys": a readable file that is not a whole last checkpoint
+        state = torch.load(path, weights_only=True)
+        del state["optimizer"], state["epoch"]
+        torch.save(state, path)
+        return path.read_bytes()
+    path.write_bytes(bad)
+    return bad
+
+
+def _comparable(history: pd.DataFrame) -> pd.DataFrame:
+    return history.drop(columns=["seconds", "samples_per_s"])
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty", "missing_keys"])
+def test_corrupt_last_checkpoint_is_reported_moved_aside_and_training_restarts(
+    tmp_path, caplog, how
+):
+    run = tmp_path / "run"
+    # a first run on other data, so that resuming any of its state would change the result
+    _trainer(run, epochs=3).fit(_data(seed=5), _data(seed=1))
+    last = run / "checkpoint_last.pt"
+    bad = _corrupt(last, how)
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    res = _trainer(run, epochs=3).fit(_data(), _data(seed=1))
+
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1, caplog.text
+    msg = warning[0].getMessage()
+    assert f"{last} is truncated or corrupt (" in msg
+    assert "moved it aside to checkpoint_last.pt.corrupt and starting training from scratch" in msg
+    assert "resuming" not in caplog.text and "epoch 1/3" in caplog.text
+    assert (run / "checkpoint_last.pt.corrupt").read_bytes() == bad  # kept for inspection
+    assert torch.load(last, weights_only=True)["epoch"] == 3  # a new, whole checkpoint
+
+    ref = _trainer(tmp_path / "ref", epochs=3).fit(_data(), _data(seed=1))
+    pd.testing.assert_frame_equal(_comparable(res.history), _comparable(ref.history))
+    a = torch.load(res.model_path, weights_only=True)
+    b = torch.load(ref.model_path, weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_restart_after_corrupt_checkpoint_never_keeps_the_old_best(tmp_path):
+    _trainer(tmp_path, epochs=2).fit(_data(), _data(seed=1))
+    _corrupt(tmp_path / "checkpoint_last.pt", "truncated")
+    nan_val = [(x, torch.full_like(y, float("nan"))) for x, y in _data(seed=1)]
+    with pytest.raises(VoxflowError, match="no epoch improved"):
+        _trainer(tmp_path, epochs=2).fit(_data(), nan_val)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+def test_unreadable_best_checkpoint_at_the_end_is_a_clear_error(tmp_path, how):
+    _trainer(tmp_path, epochs=2).fit(_data(), _data(seed=1))
+    _corrupt(tmp_path / "checkpoint_best.pt", how)
+    with pytest.raises(VoxflowError) as err:  # the finished run only rewrites its outputs
+        _trainer(tmp_path, epochs=2).fit(_data(), _data(seed=1))
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path / 'checkpoint_best.pt'}: the best-epoch checkpoint is ")
+    assert "rerun the training rule" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty", "list"])
+def test_load_weights_of_corrupt_model_file_names_it(tmp_path, how):
+    res = _trainer(tmp_path, epochs=1).fit(_data(), _data(seed=1))
+    if how == "list":
+        torch.save([1, 2, 3], res.model_path)
+    else:
+        _corrupt(res.model_path, how)
+    with pytest.raises(VoxflowError) as err:
+        load_weights(nn.Linear(3, 1), res.model_path)
+    msg = str(err.value)
+    assert msg.startswith(f"{res.model_path}: model weights are truncated or corrupt (")
+    assert "rerun the training rule" in msg and "\n" not in msg
+    assert "weights_only" not in msg  # not torch's advice to load untrusted pickles
+
+
+def test_load_weights_into_another_model_names_the_file(tmp_path):
+    res = _trainer(tmp_path, epochs=1).fit(_data(), _data(seed=1))
+    with pytest.raises(VoxflowError, match=r"model\.pt: weights do not fit the configured model"):
+        load_weights(nn.Linear(4, 1), res.model_path)
+
+
+@pytest.mark.slow
+def test_truncated_checkpoint_of_a_real_training_restarts_from_scratch(tmp_path):
+    ref = _run_tiny(tmp_path, 3)
+    ref_out, ref_err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, ref_err
+    last = tmp_path / "checkpoint_last.pt"
+    _corrupt(last, "truncated")
+    rerun = _run_tiny(tmp_path, 3)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert "WARNING" in err and f"{last} is truncated or corrupt (" in err
+    assert "resuming" not in err and "epoch 1/3" in err
+    assert out == ref_out  # the same history as the first, uninterrupted run
+
+
+def test_checkpoint_that_fails_half_way_through_loading_leaves_the_initial_weights(
+    tmp_path, caplog
+):
+    run = tmp_path / "run"
+    _trainer(run, epochs=3).fit(_data(seed=5), _data(seed=1))
+    state = torch.load(run / "checkpoint_last.pt", weights_only=True)
+    state["epoch"] = 1  # resumable, but the optimizer state fits no optimizer of this model
+    state["optimizer"] = {"state": {}, "param_groups": []}
+    torch.save(state, run / "checkpoint_last.pt")
+    caplog.set_level(logging.INFO)
+    res = _trainer(run, epochs=3).fit(_data(), _data(seed=1))
+    assert "does not match this model" in caplog.text and "epoch 1/3" in caplog.text
+    ref = _trainer(tmp_path / "ref", epochs=3).fit(_data(), _data(seed=1))
+    pd.testing.assert_frame_equal(_comparable(res.history), _comparable(ref.history))

@@ -9,17 +9,24 @@ PNG.
 Files in ``out_dir``: ``checkpoint_last.pt`` and ``checkpoint_best.pt`` while training; at the end
 ``model.pt`` (the best epoch's weights, or with ``keep: last`` the last epoch's, a state dict),
 ``history.tsv`` and ``training_curve.png``, each written atomically. Checkpoints hold only
-tensors and plain Python values (``torch.load(weights_only=True)``).
+tensors and plain Python values (``torch.load(weights_only=True)``). An empty, truncated or
+garbled ``checkpoint_last.pt`` is renamed to ``checkpoint_last.pt.corrupt`` with a warning and
+training starts from scratch; an unreadable best checkpoint or ``model.pt`` is a one-line
+:class:`~voxflow.errors.VoxflowError` naming the file.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
 import logging
 import math
+import os
+import pickle
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
@@ -30,7 +37,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from voxflow.errors import VoxflowError
+from voxflow.errors import VoxflowError, input_error
 from voxflow.io.atomic import write_bytes_atomic
 from voxflow.io.tables import write_tsv
 from voxflow.seeding import derive_seed
@@ -40,6 +47,29 @@ log = logging.getLogger(__name__)
 
 # Config fields that may change between a killed run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "device", "threads", "memory_format", "keep"}
+# Keys every last checkpoint holds (see Trainer._state); one without them is treated as corrupt.
+CHECKPOINT_KEYS = (
+    "model",
+    "optimizer",
+    "scaler",
+    "epoch",
+    "best_value",
+    "best_epoch",
+    "bad_epochs",
+    "history",
+    "config",
+)
+# What torch.load raises for an empty, truncated or garbled file (a cut zip gives OSError EINVAL,
+# garbage bytes UnpicklingError, an empty file EOFError, a cut legacy pickle Key/IndexError).
+LOAD_ERRORS = (
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    LookupError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+)
 
 
 @dataclass
@@ -152,6 +182,38 @@ def _save(obj: Any, path: Path) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     write_bytes_atomic(path, buf.getvalue())
+
+
+class UnreadableCheckpoint(Exception):
+    """A checkpoint file that is empty, truncated or corrupt; the message says why."""
+
+
+def _load_error_reason(err: BaseException) -> str:
+    """A short reason for a ``torch.load`` failure (torch's own messages run to paragraphs and
+    advise ``weights_only=False``, which would be wrong here)."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0]
+    text = " ".join(text.split()).split(". ")[0]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def read_checkpoint(path: Path, map_location: Any = "cpu", keys: Sequence[str] = ()) -> Any:
+    """``torch.load(path, weights_only=True)``; an empty, truncated or garbled file, or a dict
+    without all of ``keys``, raises :class:`UnreadableCheckpoint`. With no ``keys`` the content
+    must be a state dict (a dict)."""
+    if path.stat().st_size == 0:
+        raise UnreadableCheckpoint("the file is empty")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except LOAD_ERRORS as err:
+        raise UnreadableCheckpoint(_load_error_reason(err)) from err
+    if not isinstance(obj, dict):
+        raise UnreadableCheckpoint(f"holds a {type(obj).__name__}, not a dict")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise UnreadableCheckpoint(f"lacks {', '.join(missing)}")
+    return obj
 
 
 class Trainer:
@@ -329,15 +391,26 @@ class Trainer:
         }
 
     def _try_resume(self) -> dict | None:
+        """The last checkpoint's state, loaded into model, optimizer and scaler; ``None`` (a
+        fresh start, with the initial weights) if there is none or it cannot be resumed. A
+        corrupt one is renamed to ``<name>.corrupt`` (kept for inspection) with a warning."""
         path = self.paths["last"]
         if not path.is_file():
             return None
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as err:  # a truncated file cannot happen (atomic), but be safe
-            log.warning("ignoring unreadable %s (%s); starting from scratch", path, err)
+            state = read_checkpoint(path, self.device, CHECKPOINT_KEYS)
+        except UnreadableCheckpoint as err:
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            log.warning(
+                "%s is truncated or corrupt (%s); moved it aside to %s and starting training "
+                "from scratch",
+                path,
+                err,
+                aside.name,
+            )
             return None
-        old = {k: v for k, v in state.get("config", {}).items() if k not in RESUMABLE_CHANGES}
+        old = {k: v for k, v in state["config"].items() if k not in RESUMABLE_CHANGES}
         new = {k: v for k, v in asdict(self.cfg).items() if k not in RESUMABLE_CHANGES}
         if old != new:
             log.warning("%s was written with other settings; starting from scratch", path)
@@ -345,11 +418,20 @@ class Trainer:
         if state.get("fingerprint", "") != self.fingerprint:
             log.warning("%s was written for other inputs; starting from scratch", path)
             return None
+        # a load that fails half-way must not leave some resumed weights in a fresh start
+        initial = (
+            {k: v.clone() for k, v in self.model.state_dict().items()},
+            copy.deepcopy(self.optimizer.state_dict()),
+            self.scaler.state_dict(),
+        )
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scaler.load_state_dict(state["scaler"])
-        except (RuntimeError, KeyError, ValueError) as err:
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            self.model.load_state_dict(initial[0])
+            self.optimizer.load_state_dict(initial[1])
+            self.scaler.load_state_dict(initial[2])
             log.warning("%s does not match this model (%s); starting from scratch", path, err)
             return None
         return state
@@ -361,7 +443,9 @@ class Trainer:
         history: list[dict[str, float]] = []
         best, best_epoch, bad, start = math.nan, 0, 0, 1
         state = self._try_resume()
-        if state is not None:
+        if state is None:  # a best checkpoint of an abandoned run must not become the model
+            self.paths["best"].unlink(missing_ok=True)
+        else:
             history = list(state["history"])
             best, best_epoch, bad = state["best_value"], state["best_epoch"], state["bad_epochs"]
             start = state["epoch"] + 1
@@ -435,8 +519,17 @@ class Trainer:
                 f"{self.out_dir}: no epoch improved {self.monitor} (all NaN?); no model to save"
             )
         else:
-            kept = torch.load(self.paths["best"], map_location="cpu", weights_only=True)
-            self.model.load_state_dict(kept)
+            try:
+                kept = read_checkpoint(self.paths["best"])
+                self.model.load_state_dict(kept)
+            except (UnreadableCheckpoint, RuntimeError) as err:
+                reason = " ".join(str(err).split())
+                raise input_error(
+                    self.paths["best"],
+                    f"the best-epoch checkpoint is unreadable ({reason})",
+                    f"Delete {self.paths['best'].name} and {self.paths['last'].name} in "
+                    f"{self.out_dir} and rerun the training rule to train again",
+                ) from err
         _save(kept, self.paths["model"])
         df = pd.DataFrame(history)
         write_tsv(df, self.paths["history"])
@@ -454,9 +547,21 @@ class Trainer:
 def load_weights(
     model: nn.Module, path: str | Path, device: str | torch.device = "cpu"
 ) -> nn.Module:
-    """Load a ``model.pt`` state dict safely (``weights_only=True``) into ``model``."""
+    """Load a ``model.pt`` state dict safely (``weights_only=True``) into ``model``; a missing,
+    corrupt or mismatched file is a :class:`VoxflowError` naming it."""
     path = Path(path)
     if not path.is_file():
         raise VoxflowError(f"{path}: model weights not found; run the training rule first")
-    model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    hint = "Delete it and rerun the training rule that writes it"
+    try:
+        weights = read_checkpoint(path, device)
+    except UnreadableCheckpoint as err:
+        raise input_error(path, f"model weights are truncated or corrupt ({err})", hint) from err
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        reason = " ".join(str(err).split())
+        raise input_error(
+            path, f"weights do not fit the configured model ({reason})", hint
+        ) from err
     return model
