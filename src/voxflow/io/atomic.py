@@ -15,7 +15,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
     The temporary name keeps the full suffix (``.nii.gz``, ``.tsv``) so writers that dispatch on
-    the extension behave. A killed or failing writer leaves no file at ``path``.
+    the extension behave. A killed or failing writer (a full disk: ENOSPC) leaves no file at
+    ``path`` (an existing one is left as it was) and no temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,9 +34,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically; a failed write (a full disk: ENOSPC) raises an
+    ``OSError`` with its errno that names ``path`` rather than the deleted temporary file."""
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        try:
+            tmp.write_bytes(data)
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(path)) from err
     return Path(path)
 
 
