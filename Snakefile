@@ -1,4 +1,6 @@
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from voxflow.config import validate
 
 min_version("9.0")
 

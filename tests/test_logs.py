@@ -28,3 +28,15 @@ def test_bug_is_logged_with_traceback_and_reraised(tmp_path):
 
 def test_voxflow_error_is_exception():
     assert issubclass(VoxflowError, Exception)
+
+
+def test_full_disk_is_one_line_not_a_bug_report(tmp_path):
+    import errno
+
+    log_file = tmp_path / "rule.log"
+    with pytest.raises(SystemExit) as exit_info, rule_logging(log_file):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out.nii.gz"))
+    assert exit_info.value.code == 1
+    text = log_file.read_text()
+    assert "out.nii.gz: No space left on device" in text
+    assert "voxflow bug" not in text and "Traceback" not in text

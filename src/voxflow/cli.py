@@ -71,7 +71,79 @@ def _run_dicom2nifti(args: argparse.Namespace) -> None:
     )
 
 
-COMMANDS = [_add_phantom, _add_dicom2nifti]
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check",
+        help="check a real cohort before running the workflow on it",
+        description="Check the cohort at COHORT_ROOT for a study: every subject has every "
+        "configured channel/echo/series, image and label grids match, labels hold only the "
+        "allowed values, no NaN/Inf or empty image, label tables name existing subjects, enough "
+        "subjects for the split. Prints every problem (one line each, naming the file and the "
+        "reason); exit status 1 when there is any. The workflow runs the same check at DAG build "
+        "when <study>.cohort.root is set.",
+    )
+    p.add_argument("root", type=Path, metavar="COHORT_ROOT", help="the cohort's folder")
+    p.add_argument("--study", required=True, choices=["ms", "qq", "gwr", "l3", "mgmt"])
+    p.add_argument(
+        "--configfile",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="config files laid over the workflow's config/config.yaml, as with snakemake "
+        "(layout, channels, echoes, labels, split)",
+    )
+    p.add_argument("--layout", help="ms only: the dataset layout (default: ms.cohort.layout)")
+    p.add_argument(
+        "--no-split",
+        dest="split",
+        action="store_false",
+        help="the cohort is only evaluated (e.g. ms.real_check): skip the split-size check",
+    )
+    p.add_argument(
+        "--workflow",
+        type=Path,
+        default=Path("."),
+        help="the voxflow workflow folder holding config/ (default: the current folder)",
+    )
+    p.set_defaults(func=_run_check)
+
+
+def load_config(workflow: Path, overrides: Sequence[Path] = ()) -> dict:
+    """The workflow config as Snakemake builds it: config/config.yaml, then each override laid
+    over it, validated (and defaults filled in) by config/schema.yaml."""
+    import yaml
+    from snakemake.utils import update_config
+
+    from voxflow.config import validate
+
+    base = workflow / "config" / "config.yaml"
+    if not base.is_file():
+        raise VoxflowError(
+            f"{base}: not found. Run from the voxflow workflow folder or pass --workflow"
+        )
+    config: dict = {}
+    for path in (base, *overrides):
+        try:
+            update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+        except (OSError, yaml.YAMLError) as err:
+            raise VoxflowError(f"{path}: cannot read the config ({err})") from err
+    validate(config, workflow / "config" / "schema.yaml")
+    return config
+
+
+def _run_check(args: argparse.Namespace) -> None:
+    from voxflow.check import check_cohort
+
+    config = load_config(args.workflow, args.configfile)
+    report = check_cohort(args.study, args.root, config, layout=args.layout, split=args.split)
+    for problem in report.problems:
+        log.error("%s", problem)
+    if not report.ok:
+        raise VoxflowError(report.summary())
+    log.info("%s", report.summary())
+
+
+COMMANDS = [_add_phantom, _add_dicom2nifti, _add_check]
 
 
 def build_parser() -> argparse.ArgumentParser:

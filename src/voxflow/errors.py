@@ -15,3 +15,11 @@ def input_error(path: str | Path, reason: str, hint: str | None = None) -> Voxfl
     if hint:
         msg += f". {hint}"
     return VoxflowError(msg)
+
+
+def raise_or_collect(err: VoxflowError, problems: list[str] | None) -> None:
+    """Raise ``err``, or append its message to ``problems`` when collecting every problem of a
+    cohort at once (``voxflow check``) instead of stopping at the first."""
+    if problems is None:
+        raise err
+    problems.append(str(err))

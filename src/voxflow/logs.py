@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import warnings
@@ -34,13 +35,18 @@ def setup_logging(log_file: str | Path | None = None, level: int = logging.INFO)
     return logging.getLogger("voxflow")
 
 
+# errors of the machine (full disk, read-only mount, permissions, quota), not of voxflow
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 @contextmanager
 def rule_logging(log_file: str | Path | None) -> Iterator[logging.Logger]:
     """Context for a Snakemake script: log to the rule's log file; user errors exit 1 in one line.
 
     A :class:`VoxflowError` is logged as a single ``ERROR`` line (no traceback) and the process
-    exits with status 1, so Snakemake marks the job failed and removes its outputs. Any other
-    exception is logged with its traceback and re-raised.
+    exits with status 1, so Snakemake marks the job failed and removes its outputs; so is an
+    ``OSError`` of the machine (full disk, read-only, permission). Any other exception is logged
+    with its traceback and re-raised.
     """
     log = setup_logging(log_file)
     try:
@@ -49,7 +55,14 @@ def rule_logging(log_file: str | Path | None) -> Iterator[logging.Logger]:
         log.error("%s", err)
         logging.shutdown()
         sys.exit(1)
-    except Exception:
+    except Exception as err:
+        if isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS:
+            # the machine, not voxflow: a full disk, a read-only mount, a permission, a quota
+            log.error(
+                "%s: %s. Free space or fix permissions, then rerun", err.filename, err.strerror
+            )
+            logging.shutdown()
+            sys.exit(1)
         log.exception("unexpected error (a voxflow bug: please report it with this log)")
         logging.shutdown()
         raise

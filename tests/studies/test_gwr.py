@@ -212,5 +212,5 @@ def test_outcomes_file_checks(tmp_path):
     assert gwr.read_outcomes(good) == {"p001": 1, "p002": 0}
     bad = tmp_path / "bad.csv"
     bad.write_text("patient,poor_outcome\np001,yes\n")
-    with pytest.raises(VoxflowError, match="bad.csv: poor_outcome must be 0 or 1"):
+    with pytest.raises(VoxflowError, match="bad.csv:2: poor_outcome .yes. is not 0 or 1"):
         gwr.read_outcomes(bad)

@@ -512,6 +512,41 @@ MGMT_MODELS = ["2d", "3d"]
 MGMT_TRAIN_KEYS = ["models", "train", "augment"]
 
 
+# ---- cohort check ---------------------------------------------------------------------------
+# A real cohort (<study>.cohort.root, and ms.real_check's) is checked before any job runs, as
+# `voxflow check` does: every problem at once, one line each. A passed check is cached under
+# .snakemake/voxflow/ (keyed by the files' sizes and times and the settings), so reruns are
+# cheap; a failed one stops the run with nothing built.
+COHORT_CHECK_CACHE = ".snakemake/voxflow/cohort-check"
+
+
+def real_cohorts():
+    """(study, root, ms layout, split?) of every real cohort the configured studies read."""
+    cohorts = [
+        (s, config[s]["cohort"]["root"], None, True)
+        for s in config["studies"]
+        if config[s]["cohort"].get("root")
+    ]
+    if "ms" in config["studies"] and ms_real_root():
+        cohorts.append(("ms", ms_real_root(), ms_cfg()["real_check"]["layout"], False))
+    return cohorts
+
+
+def check_real_cohorts():
+    from voxflow.check import check_cached
+
+    for study, root, layout, split in real_cohorts():
+        checked = check_cached(study, root, config, COHORT_CHECK_CACHE, layout, split)
+        if checked is not None and not checked.ok:
+            raise WorkflowError(
+                f"voxflow check: {checked.text()}\nNothing was run. Fix the cohort (or the "
+                f"config) and rerun; `voxflow check {root} --study {study}` lists the problems."
+            )
+
+
+check_real_cohorts()
+
+
 # ---- scheduling -----------------------------------------------------------------------------
 # Snakemake's job rate limiter (--max-jobs-per-timespan, default 100/1s) re-arms a 1 s timer at
 # the end of every scheduling round in which jobs wait for cores, and every finished job starts

@@ -259,8 +259,10 @@ def scan_folder(folder: str | Path) -> tuple[list[Slice], list[tuple[str, str]]]
                 # large values (pixel data) are deferred: read from the file when decoded
                 ds = pydicom.dcmread(path, defer_size="64 KB")
             except InvalidDicomError:
-                skipped.append((rel, "not a DICOM file"))
-                continue
+                ds = _named_as_image(path)
+                if ds is None:
+                    skipped.append((rel, "not a DICOM file"))
+                    continue
             except Exception as err:
                 raise input_error(
                     path,
@@ -282,7 +284,46 @@ def scan_folder(folder: str | Path) -> tuple[list[Slice], list[tuple[str, str]]]
         log.info("skipped %s: %s", rel, reason)
     if not slices:
         raise input_error(folder, "no DICOM images found", "Is this the right folder?")
+    _one_patient(slices, folder)
     return slices, skipped
+
+
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+
+
+def _named_as_image(path: Path) -> Any:
+    """A file without the DICOM preamble: None (skipped) unless it is named as a DICOM image
+    (``.dcm``, ``.ima``); then it must parse as one (old preamble-less files do), else it is
+    a broken export and refused."""
+    import pydicom
+
+    if path.suffix.lower() not in DICOM_SUFFIXES:
+        return None
+    try:
+        ds = pydicom.dcmread(path, defer_size="64 KB", force=True)
+        if "PixelData" in ds and "Rows" in ds:
+            return ds
+    except Exception:  # noqa: BLE001 (any parse failure means: not an image)
+        pass
+    raise input_error(
+        path, "named as a DICOM image but is not a DICOM file", "Remove it or re-export the series"
+    )
+
+
+def _one_patient(slices: list[Slice], folder: Path) -> None:
+    """Refuse a folder whose images belong to more than one patient (a mixed-up export). The
+    message names two files, never the identifiers themselves."""
+    first: dict[str, Path] = {}
+    for s in slices:
+        first.setdefault(str(s.meta.get("PatientID", "")), s.path)
+    if len(first) > 1:
+        a, b = list(first.values())[:2]
+        raise input_error(
+            folder,
+            f"images of {len(first)} patients in one folder (PatientID differs between "
+            f"{a.relative_to(folder)} and {b.relative_to(folder)})",
+            "Keep one patient's series per folder",
+        )
 
 
 def group_series(slices: list[Slice]) -> list[Series]:
@@ -317,6 +358,14 @@ def select_series(
             "Adjust the dicom series filter",
         )
     chosen = max(candidates, key=lambda s: len(s.slices))
+    ties = [s for s in candidates if len(s.slices) == len(chosen.slices)]
+    if len(ties) > 1:
+        raise input_error(
+            folder,
+            f"mixed series: {len(ties)} series tie for the most images "
+            f"({'; '.join(s.label() for s in ties)})",
+            "Keep one series per folder, or choose one with the dicom series description/plane",
+        )
     for s in series:
         if s is not chosen:
             log.info("skipped %s", s.label())
@@ -590,6 +639,27 @@ def sidecar_path(nifti: str | Path) -> Path:
     return nifti.with_name(name + ".json")
 
 
+def choose_series(
+    folder: str | Path, description: str | None = None, plane: str | None = None
+) -> tuple[Series, list[Series], list[tuple[str, str]]]:
+    """Scan ``folder`` and choose its series: (chosen, every series, skipped files + reason)."""
+    slices, skipped = scan_folder(folder)
+    series_list = group_series(slices)
+    return select_series(series_list, folder, description, plane), series_list, skipped
+
+
+def read_series(
+    folder: str | Path,
+    description: str | None = None,
+    plane: str | None = None,
+    min_slices: int = 2,
+    gantry_tilt: str = "resample",
+) -> Conversion:
+    """The volume :func:`dicom_to_nifti` would write for ``folder``, without writing it."""
+    chosen, _, _ = choose_series(folder, description, plane)
+    return load_series(chosen, folder, min_slices=min_slices, gantry_tilt=gantry_tilt)
+
+
 def dicom_to_nifti(
     folder: str | Path,
     out_nii: str | Path,
@@ -606,9 +676,7 @@ def dicom_to_nifti(
         raise VoxflowError(f"dicom backend '{backend}' is not one of voxflow, dcm2niix")
     if gantry_tilt not in ("resample", "refuse"):
         raise VoxflowError(f"dicom gantry_tilt '{gantry_tilt}' is not one of resample, refuse")
-    slices, skipped = scan_folder(folder)
-    series_list = group_series(slices)
-    chosen = select_series(series_list, folder, description, plane)
+    chosen, series_list, skipped = choose_series(folder, description, plane)
     skipped = skipped + [
         (str(s.path.relative_to(folder)), f"other series: {ser.label()}")
         for ser in series_list

@@ -71,6 +71,8 @@ def read_image(path: str | Path, dtype: np.dtype | type | None = np.float32) -> 
                 f"unsupported image format '{suffix}'",
                 f"Use one of {NIFTI_SUFFIXES + ITK_SUFFIXES}",
             )
+    except PermissionError as err:
+        raise input_error(path, "permission denied", "Make the file readable to this user") from err
     except (OSError, EOFError, ValueError, RuntimeError, nib.filebasedimages.ImageFileError) as err:
         raise input_error(path, f"cannot read image ({err})", "Is the file complete?") from err
     if dtype is not None:
@@ -171,6 +173,7 @@ def check_same_grid(a: Volume, b: Volume, atol_mm: float = 1e-3) -> None:
     if not np.allclose(a.affine, b.affine, atol=atol_mm):
         raise input_error(
             b.path or "image",
-            f"affine differs from that of {a.path}",
+            f"affine differs from that of {a.path} (by up to "
+            f"{np.abs(a.affine - b.affine).max():.3g} mm)",
             "Images of one subject must be co-registered on one grid",
         )

@@ -439,18 +439,11 @@ def summarize(dice_table: pd.DataFrame) -> pd.DataFrame:
 
 def read_outcomes(path: str | Path | None) -> dict[str, int]:
     """``patient -> poor_outcome`` from ``outcomes.csv`` (optional: {} when absent)."""
+    from voxflow.io.layouts.gwr import read_outcome_rows
+
     if not path or not Path(path).is_file():
         return {}
-    table = pd.read_csv(path, dtype={"patient": str})
-    missing = {"patient", "poor_outcome"} - set(table.columns)
-    if missing:
-        raise input_error(
-            path, f"missing column(s) {sorted(missing)}", "Columns: patient,poor_outcome"
-        )
-    bad = ~table.poor_outcome.isin([0, 1])
-    if bad.any():
-        raise input_error(path, f"poor_outcome must be 0 or 1 (row {int(np.argmax(bad)) + 2})")
-    return dict(zip(table.patient, table.poor_outcome.astype(int), strict=True))
+    return read_outcome_rows(path)
 
 
 def read_fingerprint(path: str | Path) -> dict[str, Any]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from voxflow.errors import input_error
+from voxflow.errors import VoxflowError, input_error, raise_or_collect
+from voxflow.io.layouts import read_csv_rows
 
 FILES = ("ct", "mr.nii.gz", "mr_labels.nii.gz")
+OUTCOME_COLUMNS = ("patient", "poor_outcome")
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,9 @@ class GWRCase:
         return self.folder / "mr_labels.nii.gz"
 
 
-def read_cohort(root: str | Path) -> list[GWRCase]:
-    """Every patient folder under ``root``; a folder lacking one of the files is an error."""
+def read_cohort(root: str | Path, problems: list[str] | None = None) -> list[GWRCase]:
+    """Every patient folder under ``root``; a folder lacking one of the files is an error
+    (collected in ``problems`` when given, and the patient is kept)."""
     root = Path(root)
     if not root.is_dir():
         raise input_error(root, "gwr cohort root not found", "Set gwr.cohort.root")
@@ -47,8 +50,36 @@ def read_cohort(root: str | Path) -> list[GWRCase]:
     for folder in folders:
         missing = [f for f in FILES if not (folder / f).exists()]
         if missing:
-            raise input_error(
+            err = input_error(
                 folder, f"missing {', '.join(missing)}", f"Each patient needs {', '.join(FILES)}"
             )
+            raise_or_collect(err, problems)
         cases.append(GWRCase(folder.name, folder))
     return cases
+
+
+def read_outcome_rows(
+    path: str | Path, patients: list[str] | None = None, problems: list[str] | None = None
+) -> dict[str, int]:
+    """``outcomes.csv`` as {patient: poor_outcome}. A row naming no patient of ``patients``, a
+    repeated patient or a value other than 0/1 is an error naming the line (with ``problems``:
+    collected there and the row left out)."""
+    path = Path(path)
+    known = set(patients) if patients is not None else None
+    out: dict[str, int] = {}
+    for line, r in read_csv_rows(path, OUTCOME_COLUMNS, "outcome table"):
+        where = f"{path}:{line}"
+        patient = (r["patient"] or "").strip()
+        value = (r["poor_outcome"] or "").strip()
+        try:
+            if known is not None and patient not in known:
+                raise input_error(where, f"unknown patient '{patient}' (no such folder)")
+            if patient in out:
+                raise input_error(where, f"patient '{patient}' listed twice")
+            if value not in ("0", "1"):
+                raise input_error(where, f"poor_outcome {value!r} is not 0 or 1")
+        except VoxflowError as err:
+            raise_or_collect(err, problems)
+            continue
+        out[patient] = int(value)
+    return out

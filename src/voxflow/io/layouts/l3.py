@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxflow.errors import input_error
+from voxflow.errors import VoxflowError, input_error, raise_or_collect
 from voxflow.io.layouts import read_csv_rows
 
 LABELS_CSV = "l3_labels.csv"
@@ -47,40 +47,60 @@ def read_patients(root: str | Path) -> list[str]:
     return patients
 
 
-def read_labels(path: str | Path, patients: list[str] | None = None) -> dict[str, L3Label]:
+def read_labels(
+    path: str | Path, patients: list[str] | None = None, problems: list[str] | None = None
+) -> dict[str, L3Label]:
     """Rows of ``l3_labels.csv`` by patient. A row with an unknown patient, a non-integer or
     negative index, ``l3_last < l3_first``, an unknown ``index_order`` or a repeated patient is
-    an error naming the file and line; so is a patient of ``patients`` without a row."""
+    an error naming the file and line; so is a patient of ``patients`` without a row. With
+    ``problems``, every such error is collected there and the bad rows are left out."""
     path = Path(path)
     rows = read_csv_rows(path, CSV_COLUMNS, "L3 label table")
     known = set(patients) if patients is not None else None
     out: dict[str, L3Label] = {}
     for line, r in rows:
-        where = f"{path}:{line}"
-        patient = (r["patient"] or "").strip()
-        if known is not None and patient not in known:
-            raise input_error(where, f"unknown patient '{patient}' (no such folder)")
-        if patient in out:
-            raise input_error(where, f"patient '{patient}' listed twice")
         try:
-            first, last = int(r["l3_first"]), int(r["l3_last"])
-        except (TypeError, ValueError):
-            raise input_error(
-                where, f"l3_first/l3_last must be integers, got {r['l3_first']!r}, {r['l3_last']!r}"
-            ) from None
-        if first < 0:
-            raise input_error(where, f"l3_first {first} is negative")
-        if last < first:
-            raise input_error(where, f"l3_last {last} < l3_first {first}")
-        order = (r["index_order"] or "").strip()
-        if order not in INDEX_ORDERS:
-            raise input_error(where, f"index_order '{order}' not one of {INDEX_ORDERS}")
-        out[patient] = L3Label(patient, first, last, order, line, path)
+            label = _label_row(path, line, r, known, out)
+        except VoxflowError as err:
+            raise_or_collect(err, problems)
+            continue
+        out[label.patient] = label
     if known is not None:
-        lacking = sorted(known - set(out))
+        lacking = sorted(known - set(out) - _rows_named(rows))
         if lacking:
-            raise input_error(path, f"no row for patient(s) {lacking}", "Add their L3 slices")
+            err = input_error(path, f"no row for patient(s) {lacking}", "Add their L3 slices")
+            raise_or_collect(err, problems)
     return out
+
+
+def _rows_named(rows: list[tuple[int, dict]]) -> set[str]:
+    return {(r["patient"] or "").strip() for _, r in rows}
+
+
+def _label_row(
+    path: Path, line: int, r: dict, known: set[str] | None, seen: dict[str, L3Label]
+) -> L3Label:
+    """One checked CSV row (``seen``: the rows read before it)."""
+    where = f"{path}:{line}"
+    patient = (r["patient"] or "").strip()
+    if known is not None and patient not in known:
+        raise input_error(where, f"unknown patient '{patient}' (no such folder)")
+    if patient in seen:
+        raise input_error(where, f"patient '{patient}' listed twice")
+    try:
+        first, last = int(r["l3_first"]), int(r["l3_last"])
+    except (TypeError, ValueError):
+        raise input_error(
+            where, f"l3_first/l3_last must be integers, got {r['l3_first']!r}, {r['l3_last']!r}"
+        ) from None
+    if first < 0:
+        raise input_error(where, f"l3_first {first} is negative")
+    if last < first:
+        raise input_error(where, f"l3_last {last} < l3_first {first}")
+    order = (r["index_order"] or "").strip()
+    if order not in INDEX_ORDERS:
+        raise input_error(where, f"index_order '{order}' not one of {INDEX_ORDERS}")
+    return L3Label(patient, first, last, order, line, path)
 
 
 def slice_heights(affine: np.ndarray, n_slices: int) -> np.ndarray:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from voxflow.errors import input_error
+from voxflow.errors import VoxflowError, input_error, raise_or_collect
 
 log = logging.getLogger(__name__)
 CHANNELS = ("flair", "mprage", "pd", "t2")
@@ -29,10 +29,14 @@ class MSCase:
     mask2: Path | None = None
 
 
-def _need(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise input_error(path, f"missing {what}", "Is the dataset complete?")
-    return path
+def missing_files(case: MSCase, channels: Iterable[str] = CHANNELS) -> list[str]:
+    """One error message per missing image of ``case`` (its ``channels`` and first mask)."""
+    wanted = [(case.channels[c], f"{c} image") for c in channels if c in case.channels]
+    return [
+        f"{path}: missing {what}. Is the dataset complete?"
+        for path, what in [*wanted, (case.mask, "lesion mask")]
+        if not path.is_file()
+    ]
 
 
 def _root(root: str | Path, layout: str) -> Path:
@@ -47,7 +51,7 @@ def _case_folders(root: Path, pattern: str) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and re.fullmatch(pattern, p.name))
 
 
-def read_isbi2015(root: str | Path) -> list[MSCase]:
+def read_isbi2015(root: str | Path, problems: list[str] | None = None) -> list[MSCase]:
     """``training/trainingNN/preprocessed/trainingNN_TT_{flair,mprage,pd,t2}_pp.nii`` + masks."""
     root = _root(root, "isbi2015")
     cases = []
@@ -58,74 +62,85 @@ def read_isbi2015(root: str | Path) -> list[MSCase]:
             continue
         sid, tp, gz = m.group(1), m.group(2), m.group(3) or ""
         pre, masks = flair.parent, flair.parent.parent / "masks"
-        channels = {
-            ch: _need(pre / f"{sid}_{tp}_{ch}_pp.nii{gz}", f"{ch} image") for ch in CHANNELS
-        }
+        channels = {ch: pre / f"{sid}_{tp}_{ch}_pp.nii{gz}" for ch in CHANNELS}
         mask2 = masks / f"{sid}_{tp}_mask2.nii{gz}"
         cases.append(
             MSCase(
                 f"{sid}_{tp}",
                 channels,
-                _need(masks / f"{sid}_{tp}_mask1.nii{gz}", "mask1"),
+                masks / f"{sid}_{tp}_mask1.nii{gz}",
                 mask2 if mask2.is_file() else None,
             )
         )
     return cases
 
 
-def read_miccai2008(root: str | Path) -> list[MSCase]:
+def read_miccai2008(root: str | Path, problems: list[str] | None = None) -> list[MSCase]:
     """``{CHB,UNC}_train_CaseNN/{case}_{FLAIR,T1,T2,lesion}.nhdr`` (+ .raw); no PD channel."""
     root = _root(root, "miccai2008")
     names = {"flair": "FLAIR", "mprage": "T1", "t2": "T2"}
     cases = []
     for folder in _case_folders(root, r"(CHB|UNC)_train_Case\d+"):
         case = folder.name
-        channels = {ch: _need(folder / f"{case}_{n}.nhdr", f"{n} image") for ch, n in names.items()}
+        channels = {ch: folder / f"{case}_{n}.nhdr" for ch, n in names.items()}
         byhand = folder / f"{case}_lesion_byCHB.nhdr"
         cases.append(
             MSCase(
                 case,
                 channels,
-                _need(folder / f"{case}_lesion.nhdr", "lesion mask"),
+                folder / f"{case}_lesion.nhdr",
                 byhand if byhand.is_file() else None,
             )
         )
     return cases
 
 
-def read_open_ms_data(root: str | Path) -> list[MSCase]:
+def read_open_ms_data(root: str | Path, problems: list[str] | None = None) -> list[MSCase]:
     """``patientNN/{FLAIR,T1,T2}_*.nii.gz`` + ``GOLD_STANDARD_*.nii.gz`` (MNI, 1 mm); no PD."""
     root = _root(root, "open_ms_data")
     prefixes = {"flair": "FLAIR_", "mprage": "T1_", "t2": "T2_"}
     cases = []
     for folder in _case_folders(root, r"patient\d+"):
-        channels = {}
-        for ch, prefix in prefixes.items():
-            found = sorted(folder.glob(f"{prefix}*.nii.gz"))
-            if len(found) != 1:
-                raise input_error(folder, f"expected one {prefix}*.nii.gz, found {len(found)}")
-            channels[ch] = found[0]
-        gold = sorted(folder.glob("GOLD_STANDARD*.nii.gz"))
-        if len(gold) != 1:
-            raise input_error(folder, f"expected one GOLD_STANDARD*.nii.gz, found {len(gold)}")
-        cases.append(MSCase(folder.name, channels, gold[0]))
+        channels = {ch: _one(folder, f"{p}*.nii.gz", problems) for ch, p in prefixes.items()}
+        gold = _one(folder, "GOLD_STANDARD*.nii.gz", problems)
+        cases.append(MSCase(folder.name, channels, gold))
     return cases
 
 
-READERS: dict[str, Callable[[str | Path], list[MSCase]]] = {
+def _one(folder: Path, pattern: str, problems: list[str] | None) -> Path:
+    """The one file matching ``pattern``; when none, the pattern itself (reported as missing)."""
+    found = sorted(folder.glob(pattern))
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise_or_collect(
+            input_error(folder, f"{len(found)} files match {pattern} ({names})", "Keep one"),
+            problems,
+        )
+    return found[0] if found else folder / pattern
+
+
+READERS: dict[str, Callable[[str | Path, list[str] | None], list[MSCase]]] = {
     "isbi2015": read_isbi2015,
     "miccai2008": read_miccai2008,
     "open_ms_data": read_open_ms_data,
 }
 
 
-def read_cohort(layout: str, root: str | Path) -> list[MSCase]:
-    """All cases of an MS dataset; refuses an unknown layout or an empty folder."""
+def read_cohort(
+    layout: str, root: str | Path, problems: list[str] | None = None
+) -> list[MSCase]:
+    """All cases of an MS dataset; refuses an unknown layout, an empty folder or a missing
+    image. With ``problems`` (``voxflow check``), a case's missing or ambiguous files are
+    collected there instead and the case is kept."""
     if layout not in READERS:
         raise input_error(root, f"unknown MS layout '{layout}'", f"Use one of {sorted(READERS)}")
-    cases = READERS[layout](root)
+    cases = READERS[layout](root, problems)
     if not cases:
         raise input_error(root, f"no {layout} cases found", "Check ms.cohort.root and layout")
+    if problems is None:
+        for case in cases:
+            for message in missing_files(case):
+                raise VoxflowError(message)
     missing = sorted(set(CHANNELS) - set(cases[0].channels))
     if missing:
         log.info("%s layout has no %s channel(s); they are skipped", layout, missing)
