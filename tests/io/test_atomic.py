@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxflow.io.atomic import atomic_path, write_text_atomic
+from voxflow.io.atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from voxflow.io.images import write_nifti
 
 
@@ -137,3 +137,10 @@ def test_real_full_disk_during_a_nifti_write_leaves_no_partial_output(tmp_path):
         write_nifti(disk / "small.nii", _image(0.05), np.eye(4))  # the space was given back
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_outputs_get_the_umask_mode_not_mkstemp_0600(tmp_path):
+    old = os.umask(0o022)
+    os.umask(old)
+    out = write_bytes_atomic(tmp_path / "a.tsv", b"x\n")
+    assert out.stat().st_mode & 0o777 == 0o666 & ~old

@@ -82,5 +82,5 @@ def test_qq_wrong_echo_count_fails_naming_the_subject(snakemake, workdir, tmp_pa
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(workdir, "-n", check=False)
     assert proc.returncode != 0
-    assert "sub-003 (7)" in proc.stdout + proc.stderr
+    assert "sub-003 has 7 echoes but qq.n_echoes is 8" in proc.stdout + proc.stderr
     assert not (workdir / "results" / "qq").exists()

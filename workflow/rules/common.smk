@@ -4,6 +4,11 @@ import os
 from snakemake.exceptions import WorkflowError
 
 from voxflow.gpus import gpus_per_job
+from voxflow.locks import clear_stale_locks
+
+# A lock left by a killed run (kill -9, OOM kill, power cut) no longer needs `--unlock`: removed
+# here, before Snakemake checks it, if no process of that run is alive (src/voxflow/locks.py).
+clear_stale_locks(workflow)
 
 # Studies that have rules in this version: name -> headline outputs.
 STUDY_TARGETS = {

@@ -57,6 +57,8 @@ def read_image(path: str | Path, dtype: np.dtype | type | None = np.float32) -> 
     path = Path(path)
     if not path.is_file():
         raise input_error(path, "image not found", "Check the cohort root/layout in the config")
+    if not os.access(path, os.R_OK):  # nibabel reports it as an unknown file type
+        raise input_error(path, "permission denied", "Make the file readable to this user")
     suffix = _suffix(path)
     try:
         if suffix in NIFTI_SUFFIXES:
