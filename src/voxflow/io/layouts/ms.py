@@ -126,9 +126,7 @@ READERS: dict[str, Callable[[str | Path, list[str] | None], list[MSCase]]] = {
 }
 
 
-def read_cohort(
-    layout: str, root: str | Path, problems: list[str] | None = None
-) -> list[MSCase]:
+def read_cohort(layout: str, root: str | Path, problems: list[str] | None = None) -> list[MSCase]:
     """All cases of an MS dataset; refuses an unknown layout, an empty folder or a missing
     image. With ``problems`` (``voxflow check``), a case's missing or ambiguous files are
     collected there instead and the case is kept."""
