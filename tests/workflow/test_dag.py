@@ -52,9 +52,9 @@ def test_rerun_of_phantom_rule_is_byte_identical(snakemake, finished_workdir):
 @pytest.mark.parametrize(
     ("override", "named"),
     [
-        ("sed=1", "'sed' was unexpected"),
-        ('brain_phantom={"voxle_mm": 2}', "'voxle_mm' was unexpected"),
-        ('ms={"chanels": ["flair"]}', "'chanels' was unexpected"),
+        ("sed=1", "config: sed: unknown key (did you mean 'seed'?)"),
+        ('brain_phantom={"voxle_mm": 2}', "brain_phantom.voxle_mm: unknown key (did you mean"),
+        ('ms={"chanels": ["flair"]}', "config: ms.chanels: unknown key (did you mean 'channels'?)"),
         ("device=gpu", "'gpu' is not one of"),
         ("studies=[mri]", "'mri' is not one of"),
     ],
