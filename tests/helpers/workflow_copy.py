@@ -169,3 +169,13 @@ TINY_MGMT = {
         "bootstrap": 200,
     },
 }
+
+
+def assert_phantom_passes_check(workdir: Path, study: str) -> None:
+    """The phantom cohort a run wrote (the real dataset's layout) passes ``voxflow check``
+    under the run's own config, as a real cohort must before the workflow runs on it."""
+    voxflow = str(Path(sys.executable).with_name("voxflow"))
+    root = f"resources/{study}/phantom"
+    proc = run_command([voxflow, "check", root, "--study", study], workdir, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{root}: {study} cohort of" in proc.stderr and "no problems" in proc.stderr

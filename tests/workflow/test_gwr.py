@@ -5,7 +5,7 @@ import re
 import pandas as pd
 import pytest
 import yaml
-from workflow_copy import TINY_GWR
+from workflow_copy import TINY_GWR, assert_phantom_passes_check
 
 
 def planned_rules(stdout: str) -> set[str]:
@@ -20,6 +20,7 @@ def test_gwr_dag_tables_rerun_and_registration_change(snakemake, workdir):
     pytest.importorskip("nnunetv2") if "nnunet" in models else None
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_GWR))
     snakemake(workdir)
+    assert_phantom_passes_check(workdir, "gwr")
     summary = pd.read_csv(workdir / "results/gwr/summary.tsv", sep="\t")
     assert list(summary.columns) == ["model", "split", "n", "mean_dice", "sd_dice"]
     assert sorted(summary.model.unique()) == sorted(models)

@@ -5,13 +5,14 @@ import re
 import pandas as pd
 import pytest
 import yaml
-from workflow_copy import TINY_L3
+from workflow_copy import TINY_L3, assert_phantom_passes_check
 
 
 @pytest.mark.slow
 def test_l3_dag_tables_studies_and_rerun(snakemake, workdir):
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_L3))
     snakemake(workdir)
+    assert_phantom_passes_check(workdir, "l3")
     summary = pd.read_csv(workdir / "results/l3/summary.tsv", sep="\t")
     assert list(summary.columns)[:1] == ["arm"]
     assert {"mean_error", "sd_error", "r2", "slope", "intercept"} <= set(summary.columns)

@@ -6,7 +6,7 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-from workflow_copy import TINY_MGMT
+from workflow_copy import TINY_MGMT, assert_phantom_passes_check
 
 METRICS = ["accuracy", "precision", "recall", "f1", "auc"]
 
@@ -20,6 +20,7 @@ def write_config(workdir, **mgmt):
 def test_mgmt_dag_tables_rerun_and_determinism(snakemake, workdir):
     write_config(workdir)
     snakemake(workdir)
+    assert_phantom_passes_check(workdir, "mgmt")
     res = workdir / "results/mgmt"
     folds = pd.read_csv(res / "folds.tsv", sep="\t")
     assert list(folds.columns) == ["model", "fold", *METRICS]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 from shared_data import OPEN_MS, needs
-from workflow_copy import TINY_STUDY
+from workflow_copy import TINY_STUDY, assert_phantom_passes_check
 
 TINY_MS = {
     **TINY_STUDY,
@@ -34,6 +34,7 @@ TINY_MS = {
 def test_ms_dag_table_rerun_and_per_channel_invalidation(snakemake, workdir):
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_MS))
     snakemake(workdir)
+    assert_phantom_passes_check(workdir, "ms")
     table = pd.read_csv(workdir / "results/ms/dsc.tsv", sep="\t")
     assert list(table.columns) == [
         "model",

@@ -6,7 +6,7 @@ import re
 import pandas as pd
 import pytest
 import yaml
-from workflow_copy import TINY_QQ
+from workflow_copy import TINY_QQ, assert_phantom_passes_check
 
 from voxflow.gpus import visible_cuda_gpus
 
@@ -37,6 +37,7 @@ def test_qq_dag_tables_figure_and_rerun(snakemake, workdir):
         1 if visible_cuda_gpus() else 2
     )
     snakemake(workdir)
+    assert_phantom_passes_check(workdir, "qq")
     table = pd.read_csv(workdir / "results/qq/rmse.tsv", sep="\t")
     assert list(table.columns) == [
         "model",
