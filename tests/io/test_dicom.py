@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from dicom_factory import PHI, rotation, write_series
+from privacy import Identifiers, dicom_identifiers, report, scan
 from scipy import ndimage
 from shared_data import DICOM as DATA
 from shared_data import needs
@@ -20,6 +21,24 @@ from voxflow.io.dicom import dicom_to_nifti, group_series, plane_name, scan_fold
 D2N = DATA / "dicom2nifti"
 NIH = DATA / "dcm_qa_nih"
 needs_data = needs(DATA)
+
+
+@pytest.fixture(autouse=True)
+def no_identifiers_in_outputs(tmp_path, monkeypatch):
+    """Issue 19: no file a test writes under ``tmp_path`` carries an identifier of the DICOM
+    folders it converted (collected as each is read; a hit fails the test's teardown)."""
+    import voxflow.io.dicom as dicom
+
+    ids, scan_folder = [Identifiers({}, {})], dicom.scan_folder
+
+    def reading(folder):
+        ids[0] |= dicom_identifiers([folder])
+        return scan_folder(folder)
+
+    monkeypatch.setattr(dicom, "scan_folder", reading)
+    yield
+    hits = scan([tmp_path], ids[0])
+    assert not hits, report(hits)
 
 
 def canonical(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

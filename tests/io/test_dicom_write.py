@@ -4,7 +4,7 @@ import pytest
 
 from voxflow.errors import VoxflowError
 from voxflow.io.dicom import dicom_to_nifti
-from voxflow.io.dicom_write import write_series
+from voxflow.io.dicom_write import identity, write_series
 
 
 def axial_affine(spacing=(0.8, 0.8, 4.0), origin=(100.0, 120.0, -60.0)):
@@ -27,7 +27,15 @@ def test_round_trip_through_the_dicom_stage(tmp_path):
     assert conv.data[tuple(ijk)] == data[3, 4, 2]
     assert sorted(np.unique(conv.data))[:3] == sorted(np.unique(data))[:3]
     ds = pydicom.dcmread(paths[0])
-    assert ds.PatientID == "p001" and ds.RescaleIntercept == -1024
+    assert ds.RescaleIntercept == -1024
+    # hospital-style identifiers, none of them the folder ID (the privacy tests look for them)
+    ids = identity("p001", seed=3)
+    assert {k: str(ds.get(k)) for k in ids} == ids
+    assert len(ds.PatientID) == 10 and ds.PatientID.isdigit()
+    assert ds.PatientName.family_name.isalpha() and ds.PatientName.given_name.isalpha()
+    assert len(ds.PatientBirthDate) == 8 and "1935" <= ds.PatientBirthDate[:4] <= "1990"
+    assert "p001" not in {ds.PatientID, str(ds.PatientName)}
+    assert identity("p001", seed=4) != ids and identity("p002", seed=3)["PatientID"] != ds.PatientID
     assert float(ds.SliceThickness) == pytest.approx(4.0)
 
 
