@@ -24,7 +24,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pytest
 from privacy import find_leaks, report, scan, workdir_leaks
 
 from voxflow.io.dicom import dicom_to_nifti
@@ -118,11 +117,6 @@ def test_dicom_stage_and_cli_outputs_carry_no_identifiers(tmp_path):
     assert hits == [], report(hits)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="voxflow.io.dicom._one_patient names two files unredacted: files named after the "
-    "patient put the names into the log (the sidecar's FilesUsed are redacted)",
-)
 def test_mixed_patients_refusal_names_no_patient(tmp_path):
     _, named, _ = _phantom_series(tmp_path / "in")
     other = write_series(tmp_path / "in/other", np.zeros((4, 4, 3)), np.eye(4), "p002", seed=SEED)

@@ -312,18 +312,19 @@ def _named_as_image(path: Path) -> Any:
 
 def _one_patient(slices: list[Slice], folder: Path) -> None:
     """Refuse a folder whose images belong to more than one patient (a mixed-up export). The
-    message names two files, never the identifiers themselves."""
-    first: dict[str, Path] = {}
+    message names two files, never the identifiers, and blanks out path parts that carry them."""
+    first: dict[str, Slice] = {}
     for s in slices:
-        first.setdefault(str(s.meta.get("PatientID", "")), s.path)
+        first.setdefault(str(s.meta.get("PatientID", "")), s)
     if len(first) > 1:
         a, b = list(first.values())[:2]
-        raise input_error(
-            folder,
-            f"images of {len(first)} patients in one folder (PatientID differs between "
-            f"{a.relative_to(folder)} and {b.relative_to(folder)})",
-            "Keep one patient's series per folder",
+        message = (
+            f"{folder}: images of {len(first)} patients in one folder (PatientID differs "
+            f"between {a.path.relative_to(folder)} and {b.path.relative_to(folder)})"
         )
+        for s in first.values():
+            message = _redact(message, s.meta)
+        raise VoxflowError(f"{message}. Keep one patient's series per folder")
 
 
 def group_series(slices: list[Slice]) -> list[Series]:
