@@ -18,15 +18,15 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from voxflow.errors import VoxflowError, input_error
+from voxflow.errors import VoxflowError, collecting, input_error
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,10 @@ class Report:
     subjects: int = 0
     problems: list[str] = field(default_factory=list)
 
-    @contextmanager
-    def collecting(self, where: Path | None = None) -> Iterator[None]:
+    def collecting(self, where: Path | None = None) -> AbstractContextManager[None]:
         """Record a ``VoxflowError`` raised in the block as a problem (prefixed with ``where``
         when given) and go on."""
-        try:
-            yield
-        except VoxflowError as err:
-            self.problems.append(f"{where}: {err}" if where else str(err))
+        return collecting(self.problems, where)
 
     @property
     def ok(self) -> bool:
@@ -206,14 +202,7 @@ def check_qq(root: Path, config: Mapping[str, Any], split: bool = True) -> Repor
         report.subjects = len(cases)
         for case in cases:
             with report.collecting():
-                te = read_echo_times(case.echo_times, case.subject)
-                if te.size != n_echoes:
-                    raise input_error(
-                        case.echo_times,
-                        f"subject {case.subject} has {te.size} echoes but qq.n_echoes is "
-                        f"{n_echoes}",
-                        "Fix the subject or set qq.n_echoes",
-                    )
+                read_echo_times(case.echo_times, case.subject, n_echoes)
             mgre = _image(report, case.mgre, "mGRE magnitude", ndim=4)
             if mgre is not None and mgre.data.shape[3] != n_echoes:
                 report.problems.append(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -23,3 +25,15 @@ def raise_or_collect(err: VoxflowError, problems: list[str] | None) -> None:
     if problems is None:
         raise err
     problems.append(str(err))
+
+
+@contextmanager
+def collecting(problems: list[str] | None, where: str | Path | None = None) -> Iterator[None]:
+    """A ``VoxflowError`` raised in the block propagates, or, with ``problems``, is appended
+    there (prefixed with ``where`` when given) and the rest of the block is skipped."""
+    try:
+        yield
+    except VoxflowError as err:
+        if problems is None:
+            raise
+        problems.append(f"{where}: {err}" if where else str(err))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from voxflow.errors import VoxflowError, input_error, raise_or_collect
+from voxflow.errors import collecting, input_error, raise_or_collect
 from voxflow.io.layouts import read_csv_rows
 
 FILES = ("ct", "mr.nii.gz", "mr_labels.nii.gz")
@@ -71,15 +71,12 @@ def read_outcome_rows(
         where = f"{path}:{line}"
         patient = (r["patient"] or "").strip()
         value = (r["poor_outcome"] or "").strip()
-        try:
+        with collecting(problems):
             if known is not None and patient not in known:
                 raise input_error(where, f"unknown patient '{patient}' (no such folder)")
             if patient in out:
                 raise input_error(where, f"patient '{patient}' listed twice")
             if value not in ("0", "1"):
                 raise input_error(where, f"poor_outcome {value!r} is not 0 or 1")
-        except VoxflowError as err:
-            raise_or_collect(err, problems)
-            continue
-        out[patient] = int(value)
+            out[patient] = int(value)
     return out

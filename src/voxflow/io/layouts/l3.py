@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxflow.errors import VoxflowError, input_error, raise_or_collect
+from voxflow.errors import collecting, input_error, raise_or_collect
 from voxflow.io.layouts import read_csv_rows
 
 LABELS_CSV = "l3_labels.csv"
@@ -59,12 +59,9 @@ def read_labels(
     known = set(patients) if patients is not None else None
     out: dict[str, L3Label] = {}
     for line, r in rows:
-        try:
+        with collecting(problems):
             label = _label_row(path, line, r, known, out)
-        except VoxflowError as err:
-            raise_or_collect(err, problems)
-            continue
-        out[label.patient] = label
+            out[label.patient] = label
     if known is not None:
         lacking = sorted(known - set(out) - _rows_named(rows))
         if lacking:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from voxflow.errors import VoxflowError, input_error, raise_or_collect
+from voxflow.errors import VoxflowError, collecting, input_error, raise_or_collect
 from voxflow.io.layouts import read_csv_rows
 
 SERIES = ("FLAIR", "T1w", "T1wCE", "T2w")
@@ -36,17 +36,14 @@ def read_labels(root: str | Path, problems: list[str] | None = None) -> dict[str
     out: dict[str, int] = {}
     for line, r in rows:
         where = f"{path}:{line}"
-        try:
+        with collecting(problems):
             pid = normalise_id(r["BraTS21ID"] or "", where)
             if pid in out:
                 raise input_error(where, f"BraTS21ID {pid} listed twice")
             value = (r["MGMT_value"] or "").strip()
             if value not in ("0", "1"):
                 raise input_error(where, f"MGMT_value {value!r} for {pid} is not 0 or 1")
-        except VoxflowError as err:
-            raise_or_collect(err, problems)
-            continue
-        out[pid] = int(value)
+            out[pid] = int(value)
     if not out:
         raise input_error(path, "no rows")
     return out

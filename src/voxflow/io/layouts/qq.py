@@ -72,8 +72,9 @@ def read_cohort(root: str | Path) -> list[QQCase]:
     return cases
 
 
-def read_echo_times(path: Path, subject: str) -> np.ndarray:
-    """Echo times in seconds: a JSON list of increasing positive numbers."""
+def read_echo_times(path: Path, subject: str, n_echoes: int | None = None) -> np.ndarray:
+    """Echo times in seconds: a JSON list of increasing positive numbers (``n_echoes`` of them,
+    the configured count, when given)."""
     if not path.is_file():
         raise input_error(path, f"subject {subject}: missing echo_times.json")
     try:
@@ -88,18 +89,18 @@ def read_echo_times(path: Path, subject: str) -> np.ndarray:
         raise input_error(
             path, f"subject {subject}: echo times up to {te.max():g} look like ms", "Store seconds"
         )
+    if n_echoes is not None and te.size != n_echoes:
+        raise input_error(
+            path,
+            f"subject {subject} has {te.size} echoes but qq.n_echoes is {n_echoes}",
+            "Fix the subject or set qq.n_echoes",
+        )
     return te
 
 
 def load_case(case: QQCase, n_echoes: int, need_gt: bool = True) -> QQData:
     """Read and check one subject against the configured echo count."""
-    te = read_echo_times(case.echo_times, case.subject)
-    if te.size != n_echoes:
-        raise input_error(
-            case.echo_times,
-            f"subject {case.subject} has {te.size} echoes but qq.n_echoes is {n_echoes}",
-            "Fix the subject or set qq.n_echoes",
-        )
+    te = read_echo_times(case.echo_times, case.subject, n_echoes)
     mgre = check_finite(read_image(case.mgre), "mGRE magnitude")
     if mgre.data.ndim != 4 or mgre.data.shape[3] != n_echoes:
         raise input_error(
